@@ -1,0 +1,3 @@
+//! Character devices.
+
+pub mod serial16550;

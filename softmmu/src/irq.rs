@@ -1,0 +1,171 @@
+//! Interrupt lines from devices to an interrupt controller, and the CPU's INTR pin.
+//!
+//! A device holds an [`IrqLine`] and only raises or lowers it. Which controller receives it
+//! (KVM's in-kernel irqchip, or the userspace PIC in `hw`) is decided when the board is wired.
+//! A userspace controller drives an [`InterruptPin`], which the engine running the CPU watches
+//! and acknowledges through [`InterruptAcknowledge`] to learn the vector.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Receives line level changes for global system interrupts (GSIs).
+pub trait IrqSink: Send + Sync {
+    /// Sets the level of interrupt line `gsi`.
+    fn set_irq(&self, gsi: u32, level: bool);
+}
+
+/// One interrupt line of a device.
+#[derive(Clone)]
+pub struct IrqLine {
+    sink: Arc<dyn IrqSink>,
+    gsi: u32,
+}
+
+impl IrqLine {
+    /// Line `gsi` of `sink`.
+    pub fn new(sink: Arc<dyn IrqSink>, gsi: u32) -> Self {
+        Self { sink, gsi }
+    }
+
+    /// The GSI this line drives.
+    pub fn gsi(&self) -> u32 {
+        self.gsi
+    }
+
+    /// Drives the line to `level`.
+    pub fn set_level(&self, level: bool) {
+        self.sink.set_irq(self.gsi, level);
+    }
+
+    /// Asserts the line.
+    pub fn raise(&self) {
+        self.set_level(true);
+    }
+
+    /// Deasserts the line.
+    pub fn lower(&self) {
+        self.set_level(false);
+    }
+
+    /// An edge: raise then lower.
+    pub fn pulse(&self) {
+        self.raise();
+        self.lower();
+    }
+}
+
+/// A sink that drops every change: for devices wired to nothing, and tests.
+pub struct NoIrq;
+
+impl IrqSink for NoIrq {
+    fn set_irq(&self, _gsi: u32, _level: bool) {}
+}
+
+/// Asks the interrupt controller for the vector of the interrupt being taken (the INTA cycle).
+pub trait InterruptAcknowledge: Send + Sync {
+    /// The vector to deliver, or None if the request went away (a spurious interrupt).
+    fn acknowledge(&self) -> Option<u8>;
+}
+
+type Kick = Box<dyn Fn() + Send + Sync>;
+
+/// The CPU's INTR input, driven by a userspace interrupt controller.
+///
+/// The controller sets its level; a vCPU that halted waits on it, and a running vCPU is kicked
+/// out of guest mode by the callbacks registered with [`InterruptPin::on_raise`].
+#[derive(Default)]
+pub struct InterruptPin {
+    level: Mutex<bool>,
+    changed: Condvar,
+    kicks: Mutex<Vec<Kick>>,
+}
+
+impl InterruptPin {
+    /// A pin at level low with no listeners.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Drives the pin; a rising edge wakes waiters and kicks the running vCPU.
+    pub fn set(&self, level: bool) {
+        let mut cur = self.level.lock().unwrap_or_else(|e| e.into_inner());
+        let rising = level && !*cur;
+        *cur = level;
+        drop(cur);
+        if rising {
+            self.changed.notify_all();
+            for kick in self.kicks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                kick();
+            }
+        }
+    }
+
+    /// Current level.
+    pub fn is_raised(&self) -> bool {
+        *self.level.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a callback run on every rising edge (a vCPU's kick).
+    pub fn on_raise(&self, kick: impl Fn() + Send + Sync + 'static) {
+        self.kicks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(kick));
+    }
+
+    /// Waits up to `timeout` for the pin to be raised; true if it is.
+    pub fn wait_raised(&self, timeout: Duration) -> bool {
+        let guard = self.level.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |raised| !*raised)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+
+    /// Wakes every waiter without changing the level (a stop request).
+    pub fn wake(&self) {
+        let _guard = self.level.lock().unwrap_or_else(|e| e.into_inner());
+        self.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    struct Record(Mutex<Vec<(u32, bool)>>);
+    impl IrqSink for Record {
+        fn set_irq(&self, gsi: u32, level: bool) {
+            self.0.lock().unwrap().push((gsi, level));
+        }
+    }
+
+    #[test]
+    fn line_reports_levels_to_its_sink() {
+        let rec = Arc::new(Record(Mutex::new(vec![])));
+        let line = IrqLine::new(rec.clone(), 4);
+        line.pulse();
+        assert_eq!(*rec.0.lock().unwrap(), vec![(4, true), (4, false)]);
+    }
+
+    #[test]
+    fn pin_kicks_on_rising_edge_only() {
+        let pin = InterruptPin::new();
+        let n = Arc::new(AtomicU32::new(0));
+        let n2 = n.clone();
+        pin.on_raise(move || {
+            n2.fetch_add(1, Ordering::SeqCst);
+        });
+        pin.set(true);
+        pin.set(true);
+        pin.set(false);
+        pin.set(true);
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        assert!(pin.wait_raised(Duration::from_millis(1)));
+        pin.set(false);
+        assert!(!pin.wait_raised(Duration::from_millis(1)));
+    }
+}

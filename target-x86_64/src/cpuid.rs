@@ -1,0 +1,171 @@
+//! The CPUID table a vCPU reports, and the filter that makes it say only what the machine models.
+//!
+//! The KVM engine starts from KVM_GET_SUPPORTED_CPUID; the JIT will start from its own list of
+//! implemented features. Either way [`CpuidTable::filter_for_machine`] removes what the board
+//! does not provide (no APIC without an irqchip, no hypervisor paravirtual interfaces we do not
+//! back) and fills in the per-vCPU fields (APIC ID, logical processor count).
+
+/// One CPUID leaf/subleaf.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuidEntry {
+    /// Leaf (EAX input).
+    pub function: u32,
+    /// Subleaf (ECX input), meaningful when `indexed`.
+    pub index: u32,
+    /// The leaf's output depends on ECX.
+    pub indexed: bool,
+    /// Output EAX.
+    pub eax: u32,
+    /// Output EBX.
+    pub ebx: u32,
+    /// Output ECX.
+    pub ecx: u32,
+    /// Output EDX.
+    pub edx: u32,
+}
+
+/// What the board provides that CPUID advertises.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineFeatures {
+    /// A local APIC exists (in-kernel irqchip, or the userspace LAPIC when there is one).
+    pub apic: bool,
+    /// x2APIC mode is modelled.
+    pub x2apic: bool,
+    /// Number of vCPUs.
+    pub cpus: u32,
+}
+
+/// Hypervisor signature reported at leaf 0x4000_0000.
+pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"TandemTandem";
+
+/// Leaf 1 ECX/EDX bits the filter touches.
+pub mod leaf1 {
+    #![allow(missing_docs)]
+    pub const EDX_APIC: u32 = 1 << 9;
+    pub const EDX_HTT: u32 = 1 << 28;
+    pub const ECX_X2APIC: u32 = 1 << 21;
+    pub const ECX_TSC_DEADLINE: u32 = 1 << 24;
+    pub const ECX_HYPERVISOR: u32 = 1 << 31;
+}
+
+/// A vCPU's CPUID table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuidTable {
+    /// The leaves, in any order.
+    pub entries: Vec<CpuidEntry>,
+}
+
+impl CpuidTable {
+    /// The entry CPUID would return for (`function`, `index`), if the table has it.
+    pub fn lookup(&self, function: u32, index: u32) -> Option<&CpuidEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.function == function && (!e.indexed || e.index == index))
+    }
+
+    /// Restricts the table to what `features` provides and sets the fields of vCPU `cpu_index`.
+    pub fn filter_for_machine(&mut self, features: MachineFeatures, cpu_index: u32) {
+        // Paravirtual leaves of the host hypervisor describe interfaces (kvmclock, PV EOI)
+        // this machine does not promise; replace them with our signature and no features.
+        self.entries
+            .retain(|e| !(0x4000_0000..0x5000_0000).contains(&e.function));
+        let sig = HYPERVISOR_SIGNATURE;
+        let word = |i: usize| u32::from_le_bytes([sig[i], sig[i + 1], sig[i + 2], sig[i + 3]]);
+        self.entries.push(CpuidEntry {
+            function: 0x4000_0000,
+            eax: 0x4000_0000,
+            ebx: word(0),
+            ecx: word(4),
+            edx: word(8),
+            ..Default::default()
+        });
+        for e in &mut self.entries {
+            match e.function {
+                1 => {
+                    e.ecx |= leaf1::ECX_HYPERVISOR;
+                    if !features.apic {
+                        e.edx &= !leaf1::EDX_APIC;
+                        e.ecx &= !(leaf1::ECX_X2APIC | leaf1::ECX_TSC_DEADLINE);
+                    }
+                    if !features.x2apic {
+                        e.ecx &= !leaf1::ECX_X2APIC;
+                    }
+                    // EBX: [31:24] initial APIC ID, [23:16] logical processors per package.
+                    e.ebx = (e.ebx & 0x0000_ffff)
+                        | ((cpu_index & 0xff) << 24)
+                        | ((features.cpus.clamp(1, 255)) << 16);
+                    if features.cpus > 1 {
+                        e.edx |= leaf1::EDX_HTT;
+                    }
+                }
+                0xb | 0x1f => {
+                    // x2APIC topology: EDX is the x2APIC ID of this vCPU.
+                    e.edx = cpu_index;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> CpuidTable {
+        CpuidTable {
+            entries: vec![
+                CpuidEntry {
+                    function: 1,
+                    ebx: 0x0000_0800,
+                    ecx: leaf1::ECX_X2APIC | leaf1::ECX_TSC_DEADLINE | 1,
+                    edx: leaf1::EDX_APIC | 1,
+                    ..Default::default()
+                },
+                CpuidEntry {
+                    function: 0x4000_0001,
+                    eax: 0xffff,
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn no_apic_means_no_apic_bits_and_no_host_pv_leaves() {
+        let mut t = table();
+        t.filter_for_machine(
+            MachineFeatures {
+                apic: false,
+                x2apic: false,
+                cpus: 1,
+            },
+            0,
+        );
+        let l1 = t.lookup(1, 0).unwrap();
+        assert_eq!(l1.edx & leaf1::EDX_APIC, 0);
+        assert_eq!(l1.ecx & leaf1::ECX_X2APIC, 0);
+        assert_ne!(l1.ecx & leaf1::ECX_HYPERVISOR, 0);
+        assert!(t.lookup(0x4000_0001, 0).is_none());
+        let sig = t.lookup(0x4000_0000, 0).unwrap();
+        assert_eq!(&sig.ebx.to_le_bytes(), b"Tand");
+    }
+
+    #[test]
+    fn apic_id_is_the_vcpu_index() {
+        let mut t = table();
+        t.filter_for_machine(
+            MachineFeatures {
+                apic: true,
+                x2apic: true,
+                cpus: 2,
+            },
+            1,
+        );
+        let l1 = t.lookup(1, 0).unwrap();
+        assert_eq!(l1.ebx >> 24, 1);
+        assert_eq!((l1.ebx >> 16) & 0xff, 2);
+        assert_ne!(l1.ecx & leaf1::ECX_X2APIC, 0);
+    }
+}

@@ -1,0 +1,14 @@
+//! The guest x86_64 CPU as both engines see it.
+//!
+//! [`CpuState`] is the one form in which the runtime, snapshots, the gdb stub and the
+//! differential tests see a vCPU's registers; engines convert to and from it. CPUID and MSR
+//! models sit beside it.
+
+pub mod cpu_state;
+pub mod cpuid;
+pub mod msr;
+pub mod segment;
+
+pub use cpu_state::{CpuMode, CpuState, DescriptorTable, FxsaveArea, PendingEvents};
+pub use cpuid::{CpuidEntry, CpuidTable};
+pub use segment::Segment;
