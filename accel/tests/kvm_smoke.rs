@@ -1,0 +1,92 @@
+//! The KVM engine alone, below the machine: state in, port exits out, state back.
+
+#![cfg(feature = "kvm")]
+
+use std::sync::{Arc, Mutex};
+
+use iced_x86::code_asm::*;
+use tandem_accel::kvm::KvmAccelerator;
+use tandem_accel::{Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, VcpuExit};
+use tandem_softmmu::host_memory::HostMemory;
+use tandem_softmmu::{AddressSpaceBuilder, InterruptPin, PortBus, PortDevice, RunControl};
+use target_x86_64::cpu_state::{bits, reg, sreg};
+use target_x86_64::{CpuState, Segment};
+
+#[derive(Default)]
+struct Sink(Vec<u8>);
+impl PortDevice for Sink {
+    fn read(&mut self, _o: u16, d: &mut [u8]) {
+        d.fill(0x5a);
+    }
+    fn write(&mut self, _o: u16, d: &[u8]) {
+        self.0.extend_from_slice(d);
+    }
+}
+
+struct NoAck;
+impl tandem_softmmu::InterruptAcknowledge for NoAck {
+    fn acknowledge(&self) -> Option<u8> {
+        None
+    }
+}
+
+#[test]
+fn protected_mode_guest_does_port_io_and_halts() {
+    if let Err(why) = tandem_accel::kvm::probe() {
+        println!("SKIPPED protected_mode_guest_does_port_io_and_halts: {why}");
+        return;
+    }
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.mov(dx, 0x3f8u32).unwrap();
+    a.in_(al, dx).unwrap();
+    a.add(al, 1).unwrap();
+    a.out(dx, al).unwrap();
+    a.mov(eax, 0x1234_5678u32).unwrap();
+    a.hlt().unwrap();
+    let code = a.assemble(0x1000).unwrap();
+
+    let mem = Arc::new(HostMemory::anonymous(2 << 20).unwrap());
+    let mut b = AddressSpaceBuilder::new();
+    b.ram(0, mem, 0, 2 << 20).unwrap();
+    let space = Arc::new(b.build());
+    space.load(0x1000, &code).unwrap();
+    let sink = Arc::new(Mutex::new(Sink::default()));
+    let mut ports = PortBus::new();
+    ports.register(0x3f8, 8, sink.clone()).unwrap();
+    let bus = MachineBus {
+        memory: space,
+        ports: Arc::new(ports),
+        control: Arc::new(RunControl::new()),
+        irqchip: IrqchipConnection::Userspace {
+            pin: InterruptPin::new(),
+            ack: Arc::new(NoAck),
+        },
+        cpus: 1,
+    };
+    let mut accel = KvmAccelerator::new(AcceleratorConfig {
+        kernel_irqchip: false,
+    })
+    .unwrap();
+    accel.attach(&bus).unwrap();
+    let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
+    let mut s = CpuState::default();
+    s.cr0 = bits::CR0_PE | bits::CR0_ET;
+    s.seg[sreg::CS] = Segment::flat(0x18, true, false);
+    for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
+        s.seg[i] = Segment::flat(0x10, false, false);
+    }
+    s.tr = Segment::tss(0x20, 0, 0x67);
+    s.rip = 0x1000;
+    vcpu.set_state(&s).unwrap();
+    let exit = vcpu.run().unwrap();
+    assert_eq!(
+        exit,
+        VcpuExit::Halted {
+            interrupts_enabled: false
+        }
+    );
+    assert_eq!(sink.lock().unwrap().0, vec![0x5b]);
+    let after = vcpu.state().unwrap();
+    assert_eq!(after.gpr[reg::RAX], 0x1234_5678);
+    assert_eq!(after.rip, 0x1000 + code.len() as u64);
+}
