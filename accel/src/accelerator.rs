@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tandem_softmmu::{AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, PortBus, RunControl};
-use target_x86_64::CpuState;
+use tandem_target_x86_64::CpuState;
 
 use crate::error::AccelError;
 

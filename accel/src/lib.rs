@@ -5,7 +5,7 @@
 //! MMIO accesses never leave the engine: it dispatches them to softmmu's buses itself, so the run
 //! loop above is the same for every engine. Registers cross the boundary only as [`CpuState`].
 //!
-//! [`CpuState`]: target_x86_64::CpuState
+//! [`CpuState`]: tandem_target_x86_64::CpuState
 
 pub mod accelerator;
 pub mod error;

@@ -9,8 +9,8 @@ use tandem_accel::kvm::KvmAccelerator;
 use tandem_accel::{Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, VcpuExit};
 use tandem_softmmu::host_memory::HostMemory;
 use tandem_softmmu::{AddressSpaceBuilder, InterruptPin, PortBus, PortDevice, RunControl};
-use target_x86_64::cpu_state::{bits, reg, sreg};
-use target_x86_64::{CpuState, Segment};
+use tandem_target_x86_64::cpu_state::{bits, reg, sreg};
+use tandem_target_x86_64::{CpuState, Segment};
 
 #[derive(Default)]
 struct Sink(Vec<u8>);

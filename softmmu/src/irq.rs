@@ -61,6 +61,35 @@ impl IrqSink for NoIrq {
     fn set_irq(&self, _gsi: u32, _level: bool) {}
 }
 
+/// A sink whose real target is connected later: the board is wired before the engine that
+/// owns the interrupt controller exists (so kernel images are checked before /dev/kvm is
+/// opened). Levels set before [`IrqForwarder::connect`] are dropped; no device raises a line
+/// before the machine runs.
+#[derive(Default)]
+pub struct IrqForwarder {
+    target: std::sync::OnceLock<Arc<dyn IrqSink>>,
+}
+
+impl IrqForwarder {
+    /// An unconnected forwarder.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Sends every later level change to `sink`; false if already connected.
+    pub fn connect(&self, sink: Arc<dyn IrqSink>) -> bool {
+        self.target.set(sink).is_ok()
+    }
+}
+
+impl IrqSink for IrqForwarder {
+    fn set_irq(&self, gsi: u32, level: bool) {
+        if let Some(t) = self.target.get() {
+            t.set_irq(gsi, level);
+        }
+    }
+}
+
 /// Asks the interrupt controller for the vector of the interrupt being taken (the INTA cycle).
 pub trait InterruptAcknowledge: Send + Sync {
     /// The vector to deliver, or None if the request went away (a spurious interrupt).
@@ -149,6 +178,17 @@ mod tests {
         let line = IrqLine::new(rec.clone(), 4);
         line.pulse();
         assert_eq!(*rec.0.lock().unwrap(), vec![(4, true), (4, false)]);
+    }
+
+    #[test]
+    fn forwarder_delivers_once_connected() {
+        let rec = Arc::new(Record(Mutex::new(vec![])));
+        let fwd = IrqForwarder::new();
+        fwd.set_irq(1, true);
+        assert!(fwd.connect(rec.clone()));
+        assert!(!fwd.connect(rec.clone()));
+        fwd.set_irq(2, true);
+        assert_eq!(*rec.0.lock().unwrap(), vec![(2, true)]);
     }
 
     #[test]

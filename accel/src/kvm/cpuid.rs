@@ -2,8 +2,8 @@
 
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::Kvm;
-use target_x86_64::cpuid::MachineFeatures;
-use target_x86_64::{CpuidEntry, CpuidTable};
+use tandem_target_x86_64::cpuid::MachineFeatures;
+use tandem_target_x86_64::{CpuidEntry, CpuidTable};
 
 use crate::error::AccelError;
 

@@ -6,8 +6,8 @@ use kvm_bindings::{
     kvm_debugregs, kvm_dtable, kvm_fpu, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
     KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SHADOW,
 };
-use target_x86_64::cpu_state::{reg, sreg};
-use target_x86_64::{CpuState, DescriptorTable, Segment};
+use tandem_target_x86_64::cpu_state::{reg, sreg};
+use tandem_target_x86_64::{CpuState, DescriptorTable, Segment};
 
 /// General registers.
 pub fn to_regs(s: &CpuState) -> kvm_regs {

@@ -15,9 +15,9 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Cap, Kvm, VcpuExit as KvmExit, VcpuFd, VmFd};
 use tandem_softmmu::{InterruptAcknowledge, InterruptPin, MachineRequest};
-use target_x86_64::cpuid::MachineFeatures;
-use target_x86_64::msr::STATE_MSRS;
-use target_x86_64::CpuState;
+use tandem_target_x86_64::cpuid::MachineFeatures;
+use tandem_target_x86_64::msr::STATE_MSRS;
+use tandem_target_x86_64::CpuState;
 
 use super::kick::Kicker;
 use super::{cpuid, exits, state};

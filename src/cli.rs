@@ -1,0 +1,391 @@
+//! The command line, in QEMU's spellings where QEMU has one (`-accel`, `-m`, `-kernel`, ...).
+//!
+//! clap wants `--long` options; QEMU users type `-long`. [`normalize`] rewrites a single-dash
+//! word that names one of our long options into its double-dash form before clap sees it, so
+//! both spellings work and an unknown `-word` is still reported by name.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+use tandem_hw::loader::{EntryMode, FlatSpec};
+
+use crate::config::{AccelKind, MachineConfig, SerialConfig};
+
+/// tandem: a full-system x86_64 emulator (a JIT and KVM behind one PC machine).
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about,
+    after_help = "Options may be written with one dash, as in QEMU (-accel kvm -m 256M)."
+)]
+struct Args {
+    /// Engine: kvm or tcg (`-accel help` lists those built in).
+    #[arg(long = "accel", value_name = "NAME[,PROP=VALUE...]")]
+    accel: Option<String>,
+    /// Same as -accel kvm.
+    #[arg(long = "enable-kvm")]
+    enable_kvm: bool,
+    /// Guest RAM: a number of MiB, or with a K/M/G/T suffix (default 128M).
+    #[arg(short = 'm', value_name = "SIZE")]
+    memory: Option<String>,
+    /// Back guest RAM with this file (shared mapping).
+    #[arg(long = "mem-path", value_name = "FILE")]
+    mem_path: Option<PathBuf>,
+    /// Kernel image: multiboot, ELF64, ELF32, or a flat binary with --flat-addr.
+    #[arg(long = "kernel", value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// Initial RAM disk (a multiboot module named "initrd").
+    #[arg(long = "initrd", value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long = "append", value_name = "CMDLINE", allow_hyphen_values = true)]
+    append: Option<String>,
+    /// COM1: stdio, file:PATH, or none.
+    #[arg(long = "serial", value_name = "DEV")]
+    serial: Option<String>,
+    /// No graphical output (the only kind tandem has); serial on stdio.
+    #[arg(long = "nographic")]
+    nographic: bool,
+    /// Exit instead of rebooting on a triple fault or reset request.
+    #[arg(long = "no-reboot")]
+    no_reboot: bool,
+    /// Machine: pc, with kernel-irqchip=on|off (`-machine help`).
+    #[arg(short = 'M', long = "machine", value_name = "[TYPE][,PROP=VALUE...]")]
+    machine: Option<String>,
+    /// Load -kernel as a flat binary at this guest-physical address.
+    #[arg(long = "flat-addr", value_name = "ADDR")]
+    flat_addr: Option<String>,
+    /// CPU mode at a flat binary's entry: real, protected or long (default long).
+    #[arg(long = "entry-mode", value_name = "MODE", requires = "flat_addr")]
+    entry_mode: Option<String>,
+}
+
+/// Single-dash spellings accepted for long options.
+const LONG_OPTIONS: &[&str] = &[
+    "accel",
+    "enable-kvm",
+    "mem-path",
+    "kernel",
+    "initrd",
+    "append",
+    "serial",
+    "nographic",
+    "no-reboot",
+    "machine",
+    "flat-addr",
+    "entry-mode",
+    "help",
+    "version",
+];
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run a machine.
+    Run(MachineConfig),
+    /// Print this text and exit 0 (help, version, `-accel help`).
+    Print(String),
+}
+
+/// A command line that cannot be honoured; the message names the culprit.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Rewrites QEMU-style `-option` words into `--option`.
+pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut expect_value = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || expect_value {
+            expect_value = false;
+            out.push(a);
+            continue;
+        }
+        let name = a
+            .strip_prefix('-')
+            .filter(|n| !n.starts_with('-') && n.len() > 1)
+            .map(|n| n.split('=').next().unwrap_or(n));
+        match name {
+            Some(n) if LONG_OPTIONS.contains(&n) => {
+                // `-append -foo` must keep "-foo" as the value.
+                expect_value = n == "append" && !a.contains('=');
+                out.push(format!("-{a}"));
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// Parses a QEMU size: a plain number is MiB; suffixes K, M, G, T (binary), B for bytes.
+pub fn parse_size(s: &str) -> Result<u64, CliError> {
+    let bad = || CliError(format!("-m: invalid size '{s}'"));
+    let s = s.strip_prefix("size=").unwrap_or(s);
+    let (num, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'B' => 0,
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 20),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse_accel(spec: &str) -> Result<Option<AccelKind>, CliError> {
+    let mut parts = spec.split(',');
+    let name = parts.next().unwrap_or("");
+    if let Some(prop) = parts.next() {
+        return Err(CliError(format!(
+            "-accel: unsupported property '{prop}' for '{name}'"
+        )));
+    }
+    match name {
+        "help" => Ok(None),
+        "kvm" => Ok(Some(AccelKind::Kvm)),
+        "tcg" => Ok(Some(AccelKind::Tcg)),
+        other => Err(CliError(format!(
+            "-accel: unknown accelerator '{other}' (try -accel help)"
+        ))),
+    }
+}
+
+/// `-machine` result: Some(kernel_irqchip) or None for `help`.
+fn parse_machine(spec: &str) -> Result<Option<bool>, CliError> {
+    let mut irqchip = true;
+    for (i, part) in spec.split(',').enumerate() {
+        let (key, value) = match part.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None if i == 0 => ("type", Some(part)),
+            None => (part, None),
+        };
+        match (key, value) {
+            ("type", Some("help")) => return Ok(None),
+            ("type", Some("pc" | "q35" | "")) => {}
+            ("type", Some(t)) => {
+                return Err(CliError(format!(
+                    "-machine: unsupported machine type '{t}' (try -machine help)"
+                )))
+            }
+            ("kernel-irqchip" | "kernel_irqchip", Some("on" | "true" | "yes")) => irqchip = true,
+            ("kernel-irqchip" | "kernel_irqchip", Some("off" | "false" | "no")) => {
+                irqchip = false
+            }
+            ("kernel-irqchip" | "kernel_irqchip", v) => {
+                return Err(CliError(format!(
+                    "-machine: invalid kernel-irqchip value '{}' (on or off)",
+                    v.unwrap_or("")
+                )))
+            }
+            (k, _) => {
+                return Err(CliError(format!(
+                    "-machine: unsupported property '{k}'"
+                )))
+            }
+        }
+    }
+    Ok(Some(irqchip))
+}
+
+fn parse_serial(spec: &str) -> Result<SerialConfig, CliError> {
+    match spec {
+        "stdio" | "mon:stdio" => Ok(SerialConfig::Stdio),
+        "none" | "null" => Ok(SerialConfig::None),
+        s => match s.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(SerialConfig::File(path.into())),
+            _ => Err(CliError(format!(
+                "-serial: unsupported device '{s}' (stdio, file:PATH or none)"
+            ))),
+        },
+    }
+}
+
+/// The `-accel help` text.
+pub fn accel_help() -> String {
+    let mut s = String::from("Accelerators supported in this binary:\n");
+    for (name, built, what) in tandem_accel::available_accelerators() {
+        if built {
+            s.push_str(&format!("{name:<5} {what}\n"));
+        }
+    }
+    for (name, built, what) in tandem_accel::available_accelerators() {
+        if !built {
+            s.push_str(&format!("({name}: {what})\n"));
+        }
+    }
+    s
+}
+
+/// Parses a whole command line (`args[0]` is the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
+    let args = match Args::try_parse_from(normalize(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Command::Print(e.render().to_string()))
+                }
+                _ => Err(CliError(e.render().to_string().trim_end().to_string())),
+            };
+        }
+    };
+    let mut accel = AccelKind::Kvm;
+    if let Some(spec) = &args.accel {
+        match parse_accel(spec)? {
+            Some(kind) => accel = kind,
+            None => return Ok(Command::Print(accel_help())),
+        }
+    }
+    if args.enable_kvm {
+        if args.accel.is_some() && accel != AccelKind::Kvm {
+            return Err(CliError("-enable-kvm conflicts with -accel tcg".into()));
+        }
+        accel = AccelKind::Kvm;
+    }
+    let mut kernel_irqchip = true;
+    if let Some(spec) = &args.machine {
+        match parse_machine(spec)? {
+            Some(on) => kernel_irqchip = on,
+            None => {
+                return Ok(Command::Print(
+                    "Supported machines are:\npc                   Standard PC (the default)\n"
+                        .into(),
+                ))
+            }
+        }
+    }
+    let Some(kernel) = args.kernel else {
+        let mut cmd = Args::command();
+        return Err(CliError(format!(
+            "no kernel given: use -kernel FILE\n\n{}",
+            cmd.render_usage()
+        )));
+    };
+    let mut config = MachineConfig::new(accel, kernel);
+    config.kernel_irqchip = kernel_irqchip;
+    if let Some(m) = &args.memory {
+        config.ram_size = parse_size(m)?;
+        if config.ram_size == 0 {
+            return Err(CliError(format!("-m: invalid size '{m}': RAM cannot be empty")));
+        }
+    }
+    config.mem_path = args.mem_path;
+    config.initrd = args.initrd;
+    config.append = args.append.unwrap_or_default();
+    config.no_reboot = args.no_reboot;
+    if let Some(s) = &args.serial {
+        config.serial = parse_serial(s)?;
+    }
+    if let Some(addr) = &args.flat_addr {
+        let addr = parse_u64(addr)
+            .ok_or_else(|| CliError(format!("--flat-addr: invalid address '{addr}'")))?;
+        let mode = match args.entry_mode.as_deref() {
+            None | Some("long") => EntryMode::Long,
+            Some("protected") => EntryMode::Protected,
+            Some("real") => EntryMode::Real,
+            Some(m) => {
+                return Err(CliError(format!(
+                    "--entry-mode: unknown mode '{m}' (real, protected or long)"
+                )))
+            }
+        };
+        config.flat = Some(FlatSpec { addr, mode });
+    }
+    Ok(Command::Run(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<MachineConfig, String> {
+        let v = std::iter::once("tandem")
+            .chain(args.iter().copied())
+            .map(String::from);
+        match parse(v) {
+            Ok(Command::Run(c)) => Ok(c),
+            Ok(Command::Print(p)) => Err(format!("print: {p}")),
+            Err(e) => Err(e.0),
+        }
+    }
+
+    #[test]
+    fn qemu_spellings_parse() {
+        let c = run(&[
+            "-accel", "kvm", "-m", "256", "-kernel", "k.elf", "-append", "-v console=ttyS0",
+            "-serial", "file:/tmp/out", "-no-reboot", "-machine", "pc,kernel-irqchip=off",
+            "-nographic",
+        ])
+        .unwrap();
+        assert_eq!(c.ram_size, 256 << 20);
+        assert_eq!(c.append, "-v console=ttyS0");
+        assert_eq!(c.serial, SerialConfig::File("/tmp/out".into()));
+        assert!(c.no_reboot);
+        assert!(!c.kernel_irqchip);
+        assert_eq!(c.accel, AccelKind::Kvm);
+        let c = run(&["--kernel=k", "-m", "1G", "-M", "kernel-irqchip=on"]).unwrap();
+        assert_eq!(c.ram_size, 1 << 30);
+        assert!(c.kernel_irqchip);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("64").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("4096K").unwrap(), 4 << 20);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_culprit() {
+        assert!(run(&["-kernel", "k", "-m", "0"]).unwrap_err().contains("-m"));
+        assert!(run(&["-kernel", "k", "-frobnicate"]).unwrap_err().contains("-frobnicate"));
+        assert!(run(&["-kernel", "k", "-accel", "xen"]).unwrap_err().contains("xen"));
+        assert!(run(&["-kernel", "k", "-serial", "pty"]).unwrap_err().contains("pty"));
+        assert!(run(&["-kernel", "k", "-machine", "virt"]).unwrap_err().contains("virt"));
+        assert!(run(&["-kernel", "k", "--flat-addr", "zz"]).unwrap_err().contains("zz"));
+        assert!(run(&[]).unwrap_err().contains("-kernel"));
+    }
+
+    #[test]
+    fn help_texts_are_printed_not_errors() {
+        assert!(run(&["-accel", "help"]).unwrap_err().starts_with("print: Accelerators"));
+        assert!(run(&["-machine", "help"]).unwrap_err().contains("pc"));
+        assert!(run(&["--help"]).unwrap_err().contains("-accel"));
+    }
+
+    #[test]
+    fn flat_binaries() {
+        let c = run(&["-kernel", "f.bin", "--flat-addr", "0x7c00", "--entry-mode", "real"]).unwrap();
+        let f = c.flat.unwrap();
+        assert_eq!(f.addr, 0x7c00);
+        assert!(matches!(f.mode, EntryMode::Real));
+    }
+}

@@ -1,0 +1,200 @@
+//! Assembles a machine: board, engine, kernel, vCPUs; and puts it back to its boot state on reset.
+
+use std::fs::OpenOptions;
+use std::sync::Arc;
+
+use tandem_accel::{
+    Accelerator, AcceleratorConfig, AccelError, IrqchipConnection, MachineBus, Vcpu,
+};
+use tandem_hw::loader::{load_kernel, BootMemory, LoadedKernel};
+use tandem_hw::pc::{Pc, PcConfig, SerialOutput};
+use tandem_softmmu::{IrqForwarder, IrqSink};
+use tandem_target_x86_64::CpuState;
+
+use crate::config::{AccelKind, MachineConfig, SerialConfig};
+use crate::error::Error;
+
+/// Creates the engine `kind`, if this binary has it.
+pub fn create_accelerator(
+    kind: AccelKind,
+    config: AcceleratorConfig,
+) -> Result<Box<dyn Accelerator>, Error> {
+    match kind {
+        #[cfg(feature = "kvm")]
+        AccelKind::Kvm => Ok(Box::new(tandem_accel::kvm::KvmAccelerator::new(config)?)),
+        #[cfg(not(feature = "kvm"))]
+        AccelKind::Kvm => Err(AccelError::NotBuilt("kvm".into()).into()),
+        AccelKind::Tcg => {
+            let _ = config;
+            Err(AccelError::NotBuilt("tcg".into()).into())
+        }
+    }
+}
+
+/// A machine ready to run.
+pub struct Machine {
+    pub(crate) config: MachineConfig,
+    pub(crate) pc: Pc,
+    pub(crate) accel: Box<dyn Accelerator>,
+    pub(crate) bus: MachineBus,
+    pub(crate) vcpus: Vec<Box<dyn Vcpu>>,
+    kernel: Vec<u8>,
+    initrd: Option<Vec<u8>>,
+    loaded: LoadedKernel,
+}
+
+fn read_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::ReadFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Machine {
+    /// Builds the machine described by `config` and loads its kernel.
+    pub fn new(config: MachineConfig) -> Result<Self, Error> {
+        // Files first: a bad path is reported before any engine is started.
+        let kernel = read_file("kernel", &config.kernel)?;
+        let initrd = match &config.initrd {
+            Some(p) => Some(read_file("initrd", p)?),
+            None => None,
+        };
+        let serial_out: SerialOutput = match &config.serial {
+            SerialConfig::Stdio => Box::new(std::io::stdout()),
+            SerialConfig::None => Box::new(std::io::sink()),
+            SerialConfig::File(path) => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| Error::SerialFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+            ),
+        };
+        // The engine's own irqchip (KVM's in-kernel PIC/IOAPIC/PIT) or the board's: decided
+        // now, connected once the engine exists, so a bad kernel is reported before the
+        // engine is even opened.
+        let engine_irqchip = config.kernel_irqchip && config.accel == AccelKind::Kvm;
+        let forwarder = IrqForwarder::new();
+        let pc = Pc::new(
+            PcConfig {
+                ram_size: config.ram_size,
+                mem_path: config.mem_path.clone(),
+                serial_out,
+            },
+            engine_irqchip.then(|| forwarder.clone() as Arc<dyn IrqSink>),
+        )?;
+        let loaded = Self::load(&config, &pc, &kernel, initrd.as_deref())?;
+        let mut accel = create_accelerator(
+            config.accel,
+            AcceleratorConfig {
+                kernel_irqchip: engine_irqchip,
+            },
+        )?;
+        if engine_irqchip {
+            let sink = accel.irq_sink().ok_or_else(|| {
+                Error::Config(format!("-accel {} has no in-kernel irqchip", config.accel.name()))
+            })?;
+            forwarder.connect(sink);
+        }
+        let irqchip = match &pc.userspace_irqchip {
+            Some(u) => IrqchipConnection::Userspace {
+                pin: u.pin.clone(),
+                ack: u.ack(),
+            },
+            None => IrqchipConnection::InEngine,
+        };
+        let bus = MachineBus {
+            memory: pc.memory.clone(),
+            ports: pc.ports.clone(),
+            control: pc.control.clone(),
+            irqchip,
+            cpus: 1,
+        };
+        accel.attach(&bus)?;
+        let mut vcpu = accel.create_vcpu(0, &bus)?;
+        vcpu.set_state(&loaded.state)?;
+        Ok(Self {
+            config,
+            pc,
+            accel,
+            bus,
+            vcpus: vec![vcpu],
+            kernel,
+            initrd,
+            loaded,
+        })
+    }
+
+    fn load(
+        config: &MachineConfig,
+        pc: &Pc,
+        kernel: &[u8],
+        initrd: Option<&[u8]>,
+    ) -> Result<LoadedKernel, Error> {
+        let e820 = pc.e820();
+        let mem = BootMemory {
+            space: &pc.memory,
+            e820: &e820,
+            ram_size: config.ram_size,
+        };
+        load_kernel(&mem, kernel, &config.append, initrd, config.flat.as_ref()).map_err(
+            |source| Error::Loader {
+                path: config.kernel.clone(),
+                source,
+            },
+        )
+    }
+
+    /// A system reset: engine-side devices reset, the kernel reloaded, vCPU 0 at its entry.
+    pub fn reset(&mut self) -> Result<(), Error> {
+        self.accel.reset()?;
+        self.loaded = Self::load(&self.config, &self.pc, &self.kernel, self.initrd.as_deref())?;
+        if let Some(vcpu) = self.vcpus.first_mut() {
+            vcpu.set_state(&self.loaded.state)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+
+    /// The board.
+    pub fn board(&self) -> &Pc {
+        &self.pc
+    }
+
+    /// The engine's name.
+    pub fn accel_name(&self) -> &'static str {
+        self.accel.name()
+    }
+
+    /// The state vCPU 0 starts from.
+    pub fn boot_state(&self) -> &CpuState {
+        &self.loaded.state
+    }
+
+    /// Reads vCPU `index`'s state (between runs).
+    pub fn vcpu_state(&mut self, index: usize) -> Result<CpuState, Error> {
+        let vcpu = self
+            .vcpus
+            .get_mut(index)
+            .ok_or_else(|| Error::Config(format!("no vCPU {index}")))?;
+        Ok(vcpu.state()?)
+    }
+
+    /// The shared bus (memory, ports, run control).
+    pub fn bus(&self) -> &MachineBus {
+        &self.bus
+    }
+
+    /// Keeps `Arc` users of the memory map honest: the map outlives every vCPU.
+    pub fn memory(&self) -> &Arc<tandem_softmmu::AddressSpace> {
+        &self.pc.memory
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace (unit, machine and engine tests) and reports, at the end,
+# how many tests did not run here and why (for example: no /dev/kvm).
+set -uo pipefail
+cd "$(dirname "$0")"
+mkdir -p target
+export TANDEM_SKIP_LOG="$PWD/target/skipped-tests.log"
+: > "$TANDEM_SKIP_LOG"
+log="$PWD/target/test-output.log"
+
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s += $2} END {print s + 0}')
+skipped=$(sort -u "$TANDEM_SKIP_LOG" | grep -c . || true)
+echo
+if [ "$skipped" -gt 0 ]; then
+    echo "tests that did not run here ($skipped):"
+    sort -u "$TANDEM_SKIP_LOG" | sed 's/^SKIPPED /  /'
+fi
+echo "tandem tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"

@@ -1,0 +1,294 @@
+//! Whole-machine tests: small guests written with CodeAssembler, run by the `tandem` binary on
+//! every engine built in, checked by their serial output and exit status.
+
+mod common;
+
+use common::asm::{self, exit, hang, puts};
+use common::*;
+use iced_x86::code_asm::*;
+
+const LOAD64: u64 = 0x20_0000;
+const LOAD32: u32 = 0x10_0000;
+
+fn assemble64(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).unwrap();
+    build(&mut a);
+    a.assemble(LOAD64).unwrap()
+}
+
+fn assemble32(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    build(&mut a);
+    a.assemble(u64::from(LOAD32 + MULTIBOOT_HEADER_LEN)).unwrap()
+}
+
+fn run_kernel(test: &str, engine: &Engine, image: &[u8], extra: &[&str], stdin: &[u8]) -> std::process::Output {
+    let dir = scratch(&format!("{test}-{}", engine.name.replace([',', '='], "_")));
+    let kernel = write_file(&dir, "kernel", image);
+    let mut args: Vec<&str> = engine.args.to_vec();
+    let k = kernel.to_str().unwrap().to_string();
+    args.extend_from_slice(&["-m", "32", "-kernel", &k, "-serial", "stdio"]);
+    args.extend_from_slice(extra);
+    tandem(&args, stdin)
+}
+
+#[test]
+fn long_mode_guest_prints_and_exits_with_its_code() {
+    let code = assemble64(|a| {
+        puts(a, "hello from 64-bit\n");
+        exit(a, 0x2a);
+    });
+    let image = elf64(&code, LOAD64);
+    for engine in engines("long_mode_guest_prints_and_exits_with_its_code") {
+        let out = run_kernel("hello64", &engine, &image, &[], b"");
+        assert_eq!(stdout(&out), "hello from 64-bit\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(0x2a << 1 | 1), "[{}] {}", engine.name, stderr(&out));
+    }
+}
+
+#[test]
+fn multiboot_guest_gets_magic_and_command_line() {
+    // Checks EAX, then prints the command line from the multiboot info (EBX + 16).
+    let code = assemble32(|a| {
+        let mut bad = a.create_label();
+        let mut next = a.create_label();
+        let mut done = a.create_label();
+        a.cmp(eax, 0x2bad_b002u32).unwrap();
+        a.jne(bad).unwrap();
+        a.mov(esi, dword_ptr(ebx + 16)).unwrap();
+        a.set_label(&mut next).unwrap();
+        a.mov(cl, byte_ptr(esi)).unwrap();
+        a.test(cl, cl).unwrap();
+        a.jz(done).unwrap();
+        asm::wait_thre(a);
+        a.mov(dx, asm::COM1 as u32).unwrap();
+        a.mov(al, cl).unwrap();
+        a.out(dx, al).unwrap();
+        a.inc(esi).unwrap();
+        a.jmp(next).unwrap();
+        a.set_label(&mut done).unwrap();
+        puts(a, "|multiboot ok\n");
+        exit(a, 7);
+        a.set_label(&mut bad).unwrap();
+        exit(a, 0x55);
+    });
+    let image = multiboot_aout(&code, LOAD32);
+    for engine in engines("multiboot_guest_gets_magic_and_command_line") {
+        let out = run_kernel("mb32", &engine, &image, &["-append", "console=ttyS0 quiet"], b"");
+        assert_eq!(stdout(&out), "console=ttyS0 quiet|multiboot ok\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(7 << 1 | 1), "[{}]", engine.name);
+    }
+}
+
+/// Builds a 64-bit IDT gate for `vector` pointing at `handler`, at run time (the handler's
+/// address is only known once assembled). IDT at `idt`. Clobbers RAX and RDI.
+fn set_gate64(a: &mut CodeAssembler, idt: u64, vector: u64, handler: CodeLabel) {
+    a.lea(rax, ptr(handler)).unwrap();
+    a.mov(rdi, idt + vector * 16).unwrap();
+    a.mov(word_ptr(rdi), ax).unwrap();
+    a.mov(word_ptr(rdi + 2), 0x08).unwrap();
+    a.mov(word_ptr(rdi + 4), 0x8e00).unwrap();
+    a.shr(rax, 16).unwrap();
+    a.mov(word_ptr(rdi + 6), ax).unwrap();
+    a.shr(rax, 16).unwrap();
+    a.mov(dword_ptr(rdi + 8), eax).unwrap();
+    a.mov(dword_ptr(rdi + 12), 0).unwrap();
+}
+
+/// Loads IDTR with `base`/`limit`, using scratch memory at `at`. Clobbers RAX.
+fn load_idt64(a: &mut CodeAssembler, at: u64, base: u64, limit: u16) {
+    a.mov(rax, at).unwrap();
+    a.mov(word_ptr(rax), limit as u32).unwrap();
+    a.mov(rdi, base).unwrap();
+    a.mov(qword_ptr(rax + 2), rdi).unwrap();
+    a.lidt(ptr(rax)).unwrap();
+}
+
+fn outb(a: &mut CodeAssembler, port: u16, value: u8) {
+    a.mov(dx, port as u32).unwrap();
+    a.mov(al, value as u32).unwrap();
+    a.out(dx, al).unwrap();
+}
+
+#[test]
+fn pit_interrupts_reach_a_halted_guest_through_the_pic() {
+    const IDT: u64 = 0x30_0000;
+    let code = assemble64(|a| {
+        let mut timer = a.create_label();
+        let mut spurious = a.create_label();
+        let mut wait = a.create_label();
+        set_gate64(a, IDT, 0x20, timer);
+        set_gate64(a, IDT, 0x27, spurious);
+        load_idt64(a, IDT + 0x1000, IDT, 0xfff);
+        // 8259 pair: ICW1-4 (vectors 0x20/0x28, cascade on IRQ2, 8086 mode), all masked
+        // but IRQ 0.
+        for (port, v) in [(0x20, 0x11), (0xa0, 0x11), (0x21, 0x20), (0xa1, 0x28), (0x21, 4), (0xa1, 2), (0x21, 1), (0xa1, 1), (0x21, 0xfe), (0xa1, 0xff)] {
+            outb(a, port, v);
+        }
+        // PIT counter 0, mode 2, 11932 (about 10 ms).
+        outb(a, 0x43, 0x34);
+        outb(a, 0x40, (11932 & 0xff) as u8);
+        outb(a, 0x40, (11932 >> 8) as u8);
+        a.xor(r15d, r15d).unwrap();
+        a.sti().unwrap();
+        a.set_label(&mut wait).unwrap();
+        a.hlt().unwrap();
+        a.cmp(r15, 3).unwrap();
+        a.jb(wait).unwrap();
+        a.cli().unwrap();
+        puts(a, "three ticks\n");
+        exit(a, 0x11);
+        a.set_label(&mut timer).unwrap();
+        a.inc(r15).unwrap();
+        a.push(rax).unwrap();
+        a.push(rdx).unwrap();
+        outb(a, 0x20, 0x20);
+        a.pop(rdx).unwrap();
+        a.pop(rax).unwrap();
+        a.iretq().unwrap();
+        a.set_label(&mut spurious).unwrap();
+        a.iretq().unwrap();
+    });
+    let image = elf64(&code, LOAD64);
+    for engine in engines("pit_interrupts_reach_a_halted_guest_through_the_pic") {
+        let out = run_kernel("pit", &engine, &image, &[], b"");
+        assert_eq!(stdout(&out), "three ticks\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(0x11 << 1 | 1), "[{}]", engine.name);
+    }
+}
+
+#[test]
+fn unassigned_mmio_reads_all_ones_and_the_guest_continues() {
+    let code = assemble64(|a| {
+        let mut bad = a.create_label();
+        a.mov(rsi, 0xfeb0_0000u64).unwrap();
+        a.mov(ebx, dword_ptr(rsi)).unwrap();
+        a.mov(dword_ptr(rsi), 0x1234_5678).unwrap();
+        a.mov(ecx, dword_ptr(rsi)).unwrap();
+        a.cmp(ebx, -1).unwrap();
+        a.jne(bad).unwrap();
+        a.cmp(ecx, -1).unwrap();
+        a.jne(bad).unwrap();
+        puts(a, "mmio all-ones\n");
+        exit(a, 3);
+        a.set_label(&mut bad).unwrap();
+        exit(a, 4);
+    });
+    let image = elf64(&code, LOAD64);
+    for engine in engines("unassigned_mmio_reads_all_ones_and_the_guest_continues") {
+        let out = run_kernel("mmio", &engine, &image, &[], b"");
+        assert_eq!(stdout(&out), "mmio all-ones\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(3 << 1 | 1), "[{}]", engine.name);
+    }
+}
+
+/// An IDT with limit 0 makes any exception escalate to a triple fault.
+fn triple_fault(a: &mut CodeAssembler) {
+    load_idt64(a, 0x30_0000, 0, 0);
+    a.ud2().unwrap();
+    hang(a);
+}
+
+#[test]
+fn triple_fault_with_no_reboot_stops_the_machine() {
+    let code = assemble64(|a| {
+        puts(a, "faulting\n");
+        triple_fault(a);
+    });
+    let image = elf64(&code, LOAD64);
+    for engine in engines("triple_fault_with_no_reboot_stops_the_machine") {
+        let out = run_kernel("triple", &engine, &image, &["-no-reboot"], b"");
+        assert_eq!(stdout(&out), "faulting\n", "[{}] {}", engine.name, stderr(&out));
+        assert!(stderr(&out).contains("triple fault"), "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "[{}]", engine.name);
+    }
+}
+
+/// First boot: mark CMOS NVRAM byte 0x40 and reset with `reset`; second boot: exit 0x21.
+fn reset_guest(reset: impl Fn(&mut CodeAssembler)) -> Vec<u8> {
+    assemble64(|a| {
+        let mut second = a.create_label();
+        outb(a, 0x70, 0x40);
+        a.mov(dx, 0x71u32).unwrap();
+        a.in_(al, dx).unwrap();
+        a.cmp(al, 0x5a).unwrap();
+        a.je(second).unwrap();
+        outb(a, 0x70, 0x40);
+        outb(a, 0x71, 0x5a);
+        puts(a, "first boot\n");
+        reset(a);
+        a.set_label(&mut second).unwrap();
+        puts(a, "second boot\n");
+        exit(a, 0x21);
+    })
+}
+
+#[test]
+fn triple_fault_resets_the_machine_and_cmos_survives() {
+    let image = elf64(&reset_guest(triple_fault), LOAD64);
+    for engine in engines("triple_fault_resets_the_machine_and_cmos_survives") {
+        let out = run_kernel("reset-tf", &engine, &image, &[], b"");
+        assert_eq!(stdout(&out), "first boot\nsecond boot\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(0x21 << 1 | 1), "[{}]", engine.name);
+    }
+}
+
+#[test]
+fn keyboard_controller_reset_reboots_the_guest() {
+    let image = elf64(&reset_guest(|a| { outb(a, 0x64, 0xfe); hang(a); }), LOAD64);
+    for engine in engines("keyboard_controller_reset_reboots_the_guest") {
+        let out = run_kernel("reset-kbc", &engine, &image, &[], b"");
+        assert_eq!(stdout(&out), "first boot\nsecond boot\n", "[{}] {}", engine.name, stderr(&out));
+        assert_eq!(out.status.code(), Some(0x21 << 1 | 1), "[{}]", engine.name);
+        let out = run_kernel("reset-kbc-noreboot", &engine, &image, &["-no-reboot"], b"");
+        assert_eq!(stdout(&out), "first boot\n", "[{}]", engine.name);
+        assert!(stderr(&out).contains("reset"), "[{}] {}", engine.name, stderr(&out));
+    }
+}
+
+#[test]
+fn serial_input_reaches_the_guest() {
+    // Echoes what it receives, upper-cased, until a newline.
+    let code = assemble64(|a| {
+        let mut poll = a.create_label();
+        let mut done = a.create_label();
+        let mut keep = a.create_label();
+        a.set_label(&mut poll).unwrap();
+        a.mov(dx, 0x3fdu32).unwrap();
+        a.in_(al, dx).unwrap();
+        a.test(al, 1).unwrap();
+        a.jz(poll).unwrap();
+        a.mov(dx, 0x3f8u32).unwrap();
+        a.in_(al, dx).unwrap();
+        a.cmp(al, b'\n' as i32).unwrap();
+        a.je(done).unwrap();
+        a.mov(bl, al).unwrap();
+        a.cmp(bl, b'a' as i32).unwrap();
+        a.jb(keep).unwrap();
+        a.cmp(bl, b'z' as i32).unwrap();
+        a.ja(keep).unwrap();
+        a.sub(bl, 0x20).unwrap();
+        a.set_label(&mut keep).unwrap();
+        asm::wait_thre(a);
+        a.mov(dx, 0x3f8u32).unwrap();
+        a.mov(al, bl).unwrap();
+        a.out(dx, al).unwrap();
+        a.jmp(poll).unwrap();
+        a.set_label(&mut done).unwrap();
+        puts(a, "\n");
+        exit(a, 5);
+    });
+    let image = elf64(&code, LOAD64);
+    for engine in engines("serial_input_reaches_the_guest") {
+        let text = b"hello, tandem: a line longer than the sixteen-byte receive fifo\n";
+        let out = run_kernel("serial-rx", &engine, &image, &[], text);
+        assert_eq!(
+            stdout(&out),
+            "HELLO, TANDEM: A LINE LONGER THAN THE SIXTEEN-BYTE RECEIVE FIFO\n",
+            "[{}] {}",
+            engine.name,
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(5 << 1 | 1), "[{}]", engine.name);
+    }
+}
