@@ -8,7 +8,7 @@ export TANDEM_SKIP_LOG="$PWD/target/skipped-tests.log"
 : > "$TANDEM_SKIP_LOG"
 log="$PWD/target/test-output.log"
 
-cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

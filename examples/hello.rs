@@ -30,7 +30,6 @@ fn guest() -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(64)?;
     let mut banner = a.create_label();
     let mut print = a.create_label();
-    let mut printed = a.create_label();
     let mut prompt = a.create_label();
     let mut poll = a.create_label();
     let mut keep = a.create_label();
@@ -41,11 +40,10 @@ fn guest() -> Result<Vec<u8>, IcedError> {
     a.set_label(&mut print)?;
     a.mov(al, byte_ptr(rsi))?;
     a.test(al, al)?;
-    a.jz(printed)?;
+    a.jz(prompt)?;
     putc_al(&mut a)?;
     a.inc(rsi)?;
     a.jmp(print)?;
-    a.set_label(&mut printed)?;
     a.set_label(&mut prompt)?;
     a.xor(ecx, ecx)?; // characters on this line
     a.mov(al, b'>' as u32)?;

@@ -100,8 +100,24 @@ impl std::fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// Rewrites QEMU-style `-option` words into `--option`.
-pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
+/// Options that take a value (the next word is never an option).
+const VALUE_OPTIONS: &[&str] = &[
+    "accel",
+    "mem-path",
+    "kernel",
+    "initrd",
+    "append",
+    "serial",
+    "machine",
+    "flat-addr",
+    "entry-mode",
+    "m",
+    "M",
+];
+
+/// Rewrites QEMU-style `-option` words into `--option`; a single-dash word that is no option
+/// of ours is reported whole (clap would otherwise complain about its first letter only).
+pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, CliError> {
     let mut out = Vec::new();
     let mut expect_value = false;
     for (i, a) in args.into_iter().enumerate() {
@@ -110,20 +126,31 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             out.push(a);
             continue;
         }
-        let name = a
-            .strip_prefix('-')
-            .filter(|n| !n.starts_with('-') && n.len() > 1)
-            .map(|n| n.split('=').next().unwrap_or(n));
-        match name {
-            Some(n) if LONG_OPTIONS.contains(&n) => {
-                // `-append -foo` must keep "-foo" as the value.
-                expect_value = n == "append" && !a.contains('=');
+        let long = a.strip_prefix("--");
+        let single = a.strip_prefix('-').filter(|n| !n.starts_with('-') && !n.is_empty());
+        match (long, single) {
+            (Some(n), _) => {
+                expect_value = !n.contains('=') && VALUE_OPTIONS.contains(&n);
+                out.push(a);
+            }
+            (None, Some(n)) if n.len() == 1 => {
+                expect_value = VALUE_OPTIONS.contains(&n);
+                out.push(a);
+            }
+            (None, Some(word)) => {
+                let n = word.split('=').next().unwrap_or(word);
+                if !LONG_OPTIONS.contains(&n) {
+                    return Err(CliError(format!(
+                        "unknown option '{a}' (see --help)"
+                    )));
+                }
+                expect_value = !word.contains('=') && VALUE_OPTIONS.contains(&n);
                 out.push(format!("-{a}"));
             }
-            _ => out.push(a),
+            (None, None) => out.push(a),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Parses a QEMU size: a plain number is MiB; suffixes K, M, G, T (binary), B for bytes.
@@ -241,7 +268,7 @@ pub fn accel_help() -> String {
 
 /// Parses a whole command line (`args[0]` is the program name).
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
-    let args = match Args::try_parse_from(normalize(args)) {
+    let args = match Args::try_parse_from(normalize(args)?) {
         Ok(a) => a,
         Err(e) => {
             use clap::error::ErrorKind;

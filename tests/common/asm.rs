@@ -15,7 +15,7 @@ pub fn puts(a: &mut CodeAssembler, text: &str) {
     }
 }
 
-/// Writes the byte in AL... no: writes the constant `b` to COM1.
+/// Writes the constant `b` to COM1.
 pub fn putc(a: &mut CodeAssembler, b: u8) {
     wait_thre(a);
     a.mov(dx, COM1 as u32).unwrap();
@@ -26,8 +26,9 @@ pub fn putc(a: &mut CodeAssembler, b: u8) {
 /// Spins until COM1 can take a byte (LSR bit 5). Clobbers AL and DX.
 pub fn wait_thre(a: &mut CodeAssembler) {
     let mut again = a.create_label();
-    a.set_label(&mut again).unwrap();
+    // The label is not on the first instruction: callers may have labelled that one.
     a.mov(dx, (COM1 + 5) as u32).unwrap();
+    a.set_label(&mut again).unwrap();
     a.in_(al, dx).unwrap();
     a.test(al, 0x20).unwrap();
     a.jz(again).unwrap();
