@@ -106,7 +106,14 @@ fn elf64(code: &[u8], addr: u64) -> Vec<u8> {
     for w in [1u32, 7] {
         f.extend_from_slice(&w.to_le_bytes());
     }
-    for q in [120u64, addr, addr, code.len() as u64, code.len() as u64, 0x1000] {
+    for q in [
+        120u64,
+        addr,
+        addr,
+        code.len() as u64,
+        code.len() as u64,
+        0x1000,
+    ] {
         f.extend_from_slice(&q.to_le_bytes());
     }
     f.extend_from_slice(code);

@@ -127,7 +127,9 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, 
             continue;
         }
         let long = a.strip_prefix("--");
-        let single = a.strip_prefix('-').filter(|n| !n.starts_with('-') && !n.is_empty());
+        let single = a
+            .strip_prefix('-')
+            .filter(|n| !n.starts_with('-') && !n.is_empty());
         match (long, single) {
             (Some(n), _) => {
                 expect_value = !n.contains('=') && VALUE_OPTIONS.contains(&n);
@@ -140,9 +142,7 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, 
             (None, Some(word)) => {
                 let n = word.split('=').next().unwrap_or(word);
                 if !LONG_OPTIONS.contains(&n) {
-                    return Err(CliError(format!(
-                        "unknown option '{a}' (see --help)"
-                    )));
+                    return Err(CliError(format!("unknown option '{a}' (see --help)")));
                 }
                 expect_value = !word.contains('=') && VALUE_OPTIONS.contains(&n);
                 out.push(format!("-{a}"));
@@ -218,20 +218,14 @@ fn parse_machine(spec: &str) -> Result<Option<bool>, CliError> {
                 )))
             }
             ("kernel-irqchip" | "kernel_irqchip", Some("on" | "true" | "yes")) => irqchip = true,
-            ("kernel-irqchip" | "kernel_irqchip", Some("off" | "false" | "no")) => {
-                irqchip = false
-            }
+            ("kernel-irqchip" | "kernel_irqchip", Some("off" | "false" | "no")) => irqchip = false,
             ("kernel-irqchip" | "kernel_irqchip", v) => {
                 return Err(CliError(format!(
                     "-machine: invalid kernel-irqchip value '{}' (on or off)",
                     v.unwrap_or("")
                 )))
             }
-            (k, _) => {
-                return Err(CliError(format!(
-                    "-machine: unsupported property '{k}'"
-                )))
-            }
+            (k, _) => return Err(CliError(format!("-machine: unsupported property '{k}'"))),
         }
     }
     Ok(Some(irqchip))
@@ -317,7 +311,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     if let Some(m) = &args.memory {
         config.ram_size = parse_size(m)?;
         if config.ram_size == 0 {
-            return Err(CliError(format!("-m: invalid size '{m}': RAM cannot be empty")));
+            return Err(CliError(format!(
+                "-m: invalid size '{m}': RAM cannot be empty"
+            )));
         }
     }
     config.mem_path = args.mem_path;
@@ -363,8 +359,19 @@ mod tests {
     #[test]
     fn qemu_spellings_parse() {
         let c = run(&[
-            "-accel", "kvm", "-m", "256", "-kernel", "k.elf", "-append", "-v console=ttyS0",
-            "-serial", "file:/tmp/out", "-no-reboot", "-machine", "pc,kernel-irqchip=off",
+            "-accel",
+            "kvm",
+            "-m",
+            "256",
+            "-kernel",
+            "k.elf",
+            "-append",
+            "-v console=ttyS0",
+            "-serial",
+            "file:/tmp/out",
+            "-no-reboot",
+            "-machine",
+            "pc,kernel-irqchip=off",
             "-nographic",
         ])
         .unwrap();
@@ -392,25 +399,47 @@ mod tests {
 
     #[test]
     fn errors_name_the_culprit() {
-        assert!(run(&["-kernel", "k", "-m", "0"]).unwrap_err().contains("-m"));
-        assert!(run(&["-kernel", "k", "-frobnicate"]).unwrap_err().contains("-frobnicate"));
-        assert!(run(&["-kernel", "k", "-accel", "xen"]).unwrap_err().contains("xen"));
-        assert!(run(&["-kernel", "k", "-serial", "pty"]).unwrap_err().contains("pty"));
-        assert!(run(&["-kernel", "k", "-machine", "virt"]).unwrap_err().contains("virt"));
-        assert!(run(&["-kernel", "k", "--flat-addr", "zz"]).unwrap_err().contains("zz"));
+        assert!(run(&["-kernel", "k", "-m", "0"])
+            .unwrap_err()
+            .contains("-m"));
+        assert!(run(&["-kernel", "k", "-frobnicate"])
+            .unwrap_err()
+            .contains("-frobnicate"));
+        assert!(run(&["-kernel", "k", "-accel", "xen"])
+            .unwrap_err()
+            .contains("xen"));
+        assert!(run(&["-kernel", "k", "-serial", "pty"])
+            .unwrap_err()
+            .contains("pty"));
+        assert!(run(&["-kernel", "k", "-machine", "virt"])
+            .unwrap_err()
+            .contains("virt"));
+        assert!(run(&["-kernel", "k", "--flat-addr", "zz"])
+            .unwrap_err()
+            .contains("zz"));
         assert!(run(&[]).unwrap_err().contains("-kernel"));
     }
 
     #[test]
     fn help_texts_are_printed_not_errors() {
-        assert!(run(&["-accel", "help"]).unwrap_err().starts_with("print: Accelerators"));
+        assert!(run(&["-accel", "help"])
+            .unwrap_err()
+            .starts_with("print: Accelerators"));
         assert!(run(&["-machine", "help"]).unwrap_err().contains("pc"));
         assert!(run(&["--help"]).unwrap_err().contains("-accel"));
     }
 
     #[test]
     fn flat_binaries() {
-        let c = run(&["-kernel", "f.bin", "--flat-addr", "0x7c00", "--entry-mode", "real"]).unwrap();
+        let c = run(&[
+            "-kernel",
+            "f.bin",
+            "--flat-addr",
+            "0x7c00",
+            "--entry-mode",
+            "real",
+        ])
+        .unwrap();
         let f = c.flat.unwrap();
         assert_eq!(f.addr, 0x7c00);
         assert!(matches!(f.mode, EntryMode::Real));

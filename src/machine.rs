@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::sync::Arc;
 
 use tandem_accel::{
-    Accelerator, AcceleratorConfig, AccelError, IrqchipConnection, MachineBus, Vcpu,
+    AccelError, Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, Vcpu,
 };
 use tandem_hw::loader::{load_kernel, BootMemory, LoadedKernel};
 use tandem_hw::pc::{Pc, PcConfig, SerialOutput};
@@ -96,9 +96,17 @@ impl Machine {
         )?;
         if engine_irqchip {
             let sink = accel.irq_sink().ok_or_else(|| {
-                Error::Config(format!("-accel {} has no in-kernel irqchip", config.accel.name()))
+                Error::Config(format!(
+                    "-accel {} has no in-kernel irqchip",
+                    config.accel.name()
+                ))
             })?;
             forwarder.connect(sink);
+        }
+        if let Some(u) = &pc.userspace_irqchip {
+            // A vCPU halted on the INTR pin must also wake for a stop request.
+            let pin = u.pin.clone();
+            pc.control.on_request(move || pin.wake());
         }
         let irqchip = match &pc.userspace_irqchip {
             Some(u) => IrqchipConnection::Userspace {
@@ -141,12 +149,12 @@ impl Machine {
             e820: &e820,
             ram_size: config.ram_size,
         };
-        load_kernel(&mem, kernel, &config.append, initrd, config.flat.as_ref()).map_err(
-            |source| Error::Loader {
+        load_kernel(&mem, kernel, &config.append, initrd, config.flat.as_ref()).map_err(|source| {
+            Error::Loader {
                 path: config.kernel.clone(),
                 source,
-            },
-        )
+            }
+        })
     }
 
     /// A system reset: engine-side devices reset, the kernel reloaded, vCPU 0 at its entry.

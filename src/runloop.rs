@@ -84,11 +84,7 @@ fn run_with_console(
     options: RunOptions,
 ) -> Result<RunOutcome, Error> {
     let control = machine.pc.control.clone();
-    let pin = machine
-        .pc
-        .userspace_irqchip
-        .as_ref()
-        .map(|u| u.pin.clone());
+    let pin = machine.pc.userspace_irqchip.as_ref().map(|u| u.pin.clone());
     let mut pending_input: Vec<u8> = Vec::new();
     loop {
         let (tx, rx) = mpsc::channel::<VcpuReport>();

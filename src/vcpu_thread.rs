@@ -38,11 +38,7 @@ pub struct VcpuReport {
 /// How long a halted vCPU sleeps before rechecking for a stop request it may have missed.
 const HALT_RECHECK: Duration = Duration::from_millis(50);
 
-fn run_vcpu(
-    vcpu: &mut dyn Vcpu,
-    control: &RunControl,
-    pin: Option<&InterruptPin>,
-) -> VcpuEnd {
+fn run_vcpu(vcpu: &mut dyn Vcpu, control: &RunControl, pin: Option<&InterruptPin>) -> VcpuEnd {
     loop {
         match vcpu.run() {
             Ok(VcpuExit::Halted {

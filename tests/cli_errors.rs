@@ -9,13 +9,22 @@ fn fails_with(args: &[&str], needle: &str) {
     let out = tandem(args, b"");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_kernel_file() {
-    fails_with(&["-kernel", "/nonexistent/kernel.elf"], "/nonexistent/kernel.elf");
+    fails_with(
+        &["-kernel", "/nonexistent/kernel.elf"],
+        "/nonexistent/kernel.elf",
+    );
 }
 
 #[test]
@@ -30,7 +39,11 @@ fn truncated_elf() {
     let k = write_file(&dir, "k.elf", &image[..100]);
     fails_with(&["-kernel", k.to_str().unwrap()], "k.elf");
     let out = tandem(&["-kernel", k.to_str().unwrap()], b"");
-    assert!(stderr(&out).to_lowercase().contains("truncated"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("truncated"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -64,7 +77,10 @@ fn bad_values_name_their_option() {
     fails_with(&["-kernel", "k", "-m", "lots"], "-m");
     fails_with(&["-kernel", "k", "-accel", "hvf"], "hvf");
     fails_with(&["-kernel", "k", "-serial", "pty"], "pty");
-    fails_with(&["-kernel", "k", "-machine", "pc,kernel-irqchip=maybe"], "kernel-irqchip");
+    fails_with(
+        &["-kernel", "k", "-machine", "pc,kernel-irqchip=maybe"],
+        "kernel-irqchip",
+    );
 }
 
 #[test]
@@ -78,7 +94,16 @@ fn tcg_is_not_built_yet() {
 fn help_and_accel_help_exit_zero() {
     let out = tandem(&["--help"], b"");
     assert_eq!(out.status.code(), Some(0));
-    for opt in ["-accel", "-kernel", "-initrd", "-append", "-serial", "-no-reboot", "-machine", "-m"] {
+    for opt in [
+        "-accel",
+        "-kernel",
+        "-initrd",
+        "-append",
+        "-serial",
+        "-no-reboot",
+        "-machine",
+        "-m",
+    ] {
         assert!(stdout(&out).contains(opt), "--help lacks {opt}");
     }
     let out = tandem(&["-accel", "help"], b"");

@@ -19,10 +19,17 @@ fn assemble64(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
 fn assemble32(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
     build(&mut a);
-    a.assemble(u64::from(LOAD32 + MULTIBOOT_HEADER_LEN)).unwrap()
+    a.assemble(u64::from(LOAD32 + MULTIBOOT_HEADER_LEN))
+        .unwrap()
 }
 
-fn run_kernel(test: &str, engine: &Engine, image: &[u8], extra: &[&str], stdin: &[u8]) -> std::process::Output {
+fn run_kernel(
+    test: &str,
+    engine: &Engine,
+    image: &[u8],
+    extra: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
     let dir = scratch(&format!("{test}-{}", engine.name.replace([',', '='], "_")));
     let kernel = write_file(&dir, "kernel", image);
     let mut args: Vec<&str> = engine.args.to_vec();
@@ -32,6 +39,39 @@ fn run_kernel(test: &str, engine: &Engine, image: &[u8], extra: &[&str], stdin: 
     tandem(&args, stdin)
 }
 
+/// What a guest run must produce.
+struct Expect<'a> {
+    /// Exactly this on the serial port.
+    stdout: &'a str,
+    /// This process exit status.
+    status: i32,
+}
+
+/// Runs `image` on every engine with `extra` arguments and `stdin`, checking `want`; returns
+/// each run's output for further checks.
+fn on_every_engine(
+    test: &str,
+    image: &[u8],
+    extra: &[&str],
+    stdin: &[u8],
+    want: Expect,
+) -> Vec<(String, std::process::Output)> {
+    let mut outs = Vec::new();
+    for engine in engines(test) {
+        let out = run_kernel(test, &engine, image, extra, stdin);
+        let ctx = format!("[{} {}] stderr: {}", test, engine.name, stderr(&out));
+        assert_eq!(stdout(&out), want.stdout, "{ctx}");
+        assert_eq!(out.status.code(), Some(want.status), "{ctx}");
+        outs.push((engine.name.to_string(), out));
+    }
+    outs
+}
+
+/// The exit status after the guest writes `code` to isa-debug-exit.
+fn debug_exit_status(code: i32) -> i32 {
+    code << 1 | 1
+}
+
 #[test]
 fn long_mode_guest_prints_and_exits_with_its_code() {
     let code = assemble64(|a| {
@@ -39,11 +79,16 @@ fn long_mode_guest_prints_and_exits_with_its_code() {
         exit(a, 0x2a);
     });
     let image = elf64(&code, LOAD64);
-    for engine in engines("long_mode_guest_prints_and_exits_with_its_code") {
-        let out = run_kernel("hello64", &engine, &image, &[], b"");
-        assert_eq!(stdout(&out), "hello from 64-bit\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(0x2a << 1 | 1), "[{}] {}", engine.name, stderr(&out));
-    }
+    on_every_engine(
+        "long_mode_guest_prints_and_exits_with_its_code",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "hello from 64-bit\n",
+            status: debug_exit_status(0x2a),
+        },
+    );
 }
 
 #[test]
@@ -73,11 +118,16 @@ fn multiboot_guest_gets_magic_and_command_line() {
         exit(a, 0x55);
     });
     let image = multiboot_aout(&code, LOAD32);
-    for engine in engines("multiboot_guest_gets_magic_and_command_line") {
-        let out = run_kernel("mb32", &engine, &image, &["-append", "console=ttyS0 quiet"], b"");
-        assert_eq!(stdout(&out), "console=ttyS0 quiet|multiboot ok\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(7 << 1 | 1), "[{}]", engine.name);
-    }
+    on_every_engine(
+        "multiboot_guest_gets_magic_and_command_line",
+        &image,
+        &["-append", "console=ttyS0 quiet"],
+        b"",
+        Expect {
+            stdout: "console=ttyS0 quiet|multiboot ok\n",
+            status: debug_exit_status(7),
+        },
+    );
 }
 
 /// Builds a 64-bit IDT gate for `vector` pointing at `handler`, at run time (the handler's
@@ -122,7 +172,18 @@ fn pit_interrupts_reach_a_halted_guest_through_the_pic() {
         load_idt64(a, IDT + 0x1000, IDT, 0xfff);
         // 8259 pair: ICW1-4 (vectors 0x20/0x28, cascade on IRQ2, 8086 mode), all masked
         // but IRQ 0.
-        for (port, v) in [(0x20, 0x11), (0xa0, 0x11), (0x21, 0x20), (0xa1, 0x28), (0x21, 4), (0xa1, 2), (0x21, 1), (0xa1, 1), (0x21, 0xfe), (0xa1, 0xff)] {
+        for (port, v) in [
+            (0x20, 0x11),
+            (0xa0, 0x11),
+            (0x21, 0x20),
+            (0xa1, 0x28),
+            (0x21, 4),
+            (0xa1, 2),
+            (0x21, 1),
+            (0xa1, 1),
+            (0x21, 0xfe),
+            (0xa1, 0xff),
+        ] {
             outb(a, port, v);
         }
         // PIT counter 0, mode 2, 11932 (about 10 ms).
@@ -150,11 +211,16 @@ fn pit_interrupts_reach_a_halted_guest_through_the_pic() {
         a.iretq().unwrap();
     });
     let image = elf64(&code, LOAD64);
-    for engine in engines("pit_interrupts_reach_a_halted_guest_through_the_pic") {
-        let out = run_kernel("pit", &engine, &image, &[], b"");
-        assert_eq!(stdout(&out), "three ticks\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(0x11 << 1 | 1), "[{}]", engine.name);
-    }
+    on_every_engine(
+        "pit_interrupts_reach_a_halted_guest_through_the_pic",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "three ticks\n",
+            status: debug_exit_status(0x11),
+        },
+    );
 }
 
 #[test]
@@ -175,11 +241,16 @@ fn unassigned_mmio_reads_all_ones_and_the_guest_continues() {
         exit(a, 4);
     });
     let image = elf64(&code, LOAD64);
-    for engine in engines("unassigned_mmio_reads_all_ones_and_the_guest_continues") {
-        let out = run_kernel("mmio", &engine, &image, &[], b"");
-        assert_eq!(stdout(&out), "mmio all-ones\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(3 << 1 | 1), "[{}]", engine.name);
-    }
+    on_every_engine(
+        "unassigned_mmio_reads_all_ones_and_the_guest_continues",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "mmio all-ones\n",
+            status: debug_exit_status(3),
+        },
+    );
 }
 
 /// An IDT with limit 0 makes any exception escalate to a triple fault.
@@ -196,11 +267,22 @@ fn triple_fault_with_no_reboot_stops_the_machine() {
         triple_fault(a);
     });
     let image = elf64(&code, LOAD64);
-    for engine in engines("triple_fault_with_no_reboot_stops_the_machine") {
-        let out = run_kernel("triple", &engine, &image, &["-no-reboot"], b"");
-        assert_eq!(stdout(&out), "faulting\n", "[{}] {}", engine.name, stderr(&out));
-        assert!(stderr(&out).contains("triple fault"), "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(0), "[{}]", engine.name);
+    let runs = on_every_engine(
+        "triple_fault_with_no_reboot_stops_the_machine",
+        &image,
+        &["-no-reboot"],
+        b"",
+        Expect {
+            stdout: "faulting\n",
+            status: 0,
+        },
+    );
+    for (engine, out) in runs {
+        assert!(
+            stderr(&out).contains("triple fault"),
+            "[{engine}] {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -226,23 +308,53 @@ fn reset_guest(reset: impl Fn(&mut CodeAssembler)) -> Vec<u8> {
 #[test]
 fn triple_fault_resets_the_machine_and_cmos_survives() {
     let image = elf64(&reset_guest(triple_fault), LOAD64);
-    for engine in engines("triple_fault_resets_the_machine_and_cmos_survives") {
-        let out = run_kernel("reset-tf", &engine, &image, &[], b"");
-        assert_eq!(stdout(&out), "first boot\nsecond boot\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(0x21 << 1 | 1), "[{}]", engine.name);
-    }
+    on_every_engine(
+        "triple_fault_resets_the_machine_and_cmos_survives",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "first boot\nsecond boot\n",
+            status: debug_exit_status(0x21),
+        },
+    );
 }
 
 #[test]
 fn keyboard_controller_reset_reboots_the_guest() {
-    let image = elf64(&reset_guest(|a| { outb(a, 0x64, 0xfe); hang(a); }), LOAD64);
-    for engine in engines("keyboard_controller_reset_reboots_the_guest") {
-        let out = run_kernel("reset-kbc", &engine, &image, &[], b"");
-        assert_eq!(stdout(&out), "first boot\nsecond boot\n", "[{}] {}", engine.name, stderr(&out));
-        assert_eq!(out.status.code(), Some(0x21 << 1 | 1), "[{}]", engine.name);
-        let out = run_kernel("reset-kbc-noreboot", &engine, &image, &["-no-reboot"], b"");
-        assert_eq!(stdout(&out), "first boot\n", "[{}]", engine.name);
-        assert!(stderr(&out).contains("reset"), "[{}] {}", engine.name, stderr(&out));
+    let image = elf64(
+        &reset_guest(|a| {
+            outb(a, 0x64, 0xfe);
+            hang(a);
+        }),
+        LOAD64,
+    );
+    on_every_engine(
+        "keyboard_controller_reset_reboots_the_guest",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "first boot\nsecond boot\n",
+            status: debug_exit_status(0x21),
+        },
+    );
+    let runs = on_every_engine(
+        "keyboard_controller_reset_with_no_reboot_stops",
+        &image,
+        &["-no-reboot"],
+        b"",
+        Expect {
+            stdout: "first boot\n",
+            status: 0,
+        },
+    );
+    for (engine, out) in runs {
+        assert!(
+            stderr(&out).contains("reset"),
+            "[{engine}] {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -279,16 +391,52 @@ fn serial_input_reaches_the_guest() {
         exit(a, 5);
     });
     let image = elf64(&code, LOAD64);
-    for engine in engines("serial_input_reaches_the_guest") {
-        let text = b"hello, tandem: a line longer than the sixteen-byte receive fifo\n";
-        let out = run_kernel("serial-rx", &engine, &image, &[], text);
-        assert_eq!(
-            stdout(&out),
-            "HELLO, TANDEM: A LINE LONGER THAN THE SIXTEEN-BYTE RECEIVE FIFO\n",
-            "[{}] {}",
-            engine.name,
-            stderr(&out)
+    on_every_engine(
+        "serial_input_reaches_the_guest",
+        &image,
+        &[],
+        b"hello, tandem: a line longer than the sixteen-byte receive fifo\n",
+        Expect {
+            stdout: "HELLO, TANDEM: A LINE LONGER THAN THE SIXTEEN-BYTE RECEIVE FIFO\n",
+            status: debug_exit_status(5),
+        },
+    );
+}
+
+#[test]
+fn kvm_internal_error_ends_the_run_with_a_register_dump() {
+    // PVM emulates CPL0 code in the host kernel and cannot emulate LOCK CMPXCHG16B (DESIGN.md;
+    // MOVBE, also named there, raises #UD in the guest instead on this host): the run must end
+    // with one clear message and the registers, not hang or crash. Elsewhere (VMX/SVM) it runs
+    // natively and there is no internal error to provoke this way.
+    if !std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        skipped(
+            "kvm_internal_error_ends_the_run_with_a_register_dump",
+            "needs the PVM backend (kvm_pvm), whose CPL0 emulator lacks CMPXCHG16B",
         );
-        assert_eq!(out.status.code(), Some(5 << 1 | 1), "[{}]", engine.name);
+        return;
+    }
+    let code = assemble64(|a| {
+        a.mov(rsi, 0x30_0000u64).unwrap();
+        a.mov(r13, 0x1357_9bdfu64).unwrap();
+        a.lock().cmpxchg16b(xmmword_ptr(rsi)).unwrap();
+        exit(a, 1);
+    });
+    let image = elf64(&code, LOAD64);
+    let runs = on_every_engine(
+        "kvm_internal_error_ends_the_run_with_a_register_dump",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "",
+            status: 1,
+        },
+    );
+    for (engine, out) in runs {
+        let err = stderr(&out);
+        assert!(err.contains("KVM internal error"), "[{engine}] {err}");
+        assert!(err.contains("R13=0000000013579bdf"), "[{engine}] {err}");
+        assert!(err.contains("RIP="), "[{engine}] {err}");
     }
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use tandem_softmmu::{AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, PortBus, RunControl};
+use tandem_softmmu::{
+    AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, PortBus, RunControl,
+};
 use tandem_target_x86_64::CpuState;
 
 use crate::error::AccelError;

@@ -275,7 +275,9 @@ mod tests {
         let pc = board(64 << 20);
         assert!(pc.memory.is_memory(0, LOW_RAM_END));
         assert!(!pc.memory.is_memory(0xb_8000, 1));
-        assert!(pc.memory.is_memory(HIGH_RAM_START, (64 << 20) - HIGH_RAM_START));
+        assert!(pc
+            .memory
+            .is_memory(HIGH_RAM_START, (64 << 20) - HIGH_RAM_START));
         assert!(!pc.memory.is_memory(64 << 20, 1));
         let big = RamLayout::new(4 << 30);
         assert_eq!(big.below_4g, MMIO_WINDOW_START);
@@ -287,7 +289,10 @@ mod tests {
             .filter(|e| e.kind == E820Kind::Ram)
             .map(|e| e.size)
             .sum();
-        assert_eq!(ram, (4 << 30) - (LOW_RAM_END - EBDA_START) - (HIGH_RAM_START - LOW_RAM_END));
+        assert_eq!(
+            ram,
+            (4 << 30) - (LOW_RAM_END - EBDA_START) - (HIGH_RAM_START - LOW_RAM_END)
+        );
     }
 
     #[test]

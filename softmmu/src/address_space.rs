@@ -70,7 +70,9 @@ impl AddressSpaceBuilder {
     }
 
     fn add(&mut self, base: u64, len: u64, backing: Backing) -> Result<(), MapError> {
-        let end = base.checked_add(len).ok_or(MapError::BadRange { base, len })?;
+        let end = base
+            .checked_add(len)
+            .ok_or(MapError::BadRange { base, len })?;
         if len == 0 {
             return Err(MapError::BadRange { base, len });
         }
@@ -127,7 +129,10 @@ pub struct AddressSpace {
 
 impl AddressSpace {
     fn find(&self, gpa: u64) -> Option<&Region> {
-        let idx = self.regions.partition_point(|r| r.base <= gpa).checked_sub(1)?;
+        let idx = self
+            .regions
+            .partition_point(|r| r.base <= gpa)
+            .checked_sub(1)?;
         let r = &self.regions[idx];
         (gpa < r.end()).then_some(r)
     }

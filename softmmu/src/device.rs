@@ -40,3 +40,42 @@ pub fn u64_to_data(value: u64, data: &mut [u8]) {
     let n = data.len().min(8);
     data[..n].copy_from_slice(&b[..n]);
 }
+
+/// Serves a wide port read from a device of byte registers, one byte per consecutive port,
+/// as the ISA bus splits it; bytes past port 0xffff read all-ones.
+pub fn read_bytewise(offset: u16, data: &mut [u8], mut read_byte: impl FnMut(u16) -> u8) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = match u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
+            Some(off) => read_byte(off),
+            None => 0xff,
+        };
+    }
+}
+
+/// Serves a wide port write to a device of byte registers, one byte per consecutive port.
+pub fn write_bytewise(offset: u16, data: &[u8], mut write_byte: impl FnMut(u16, u8)) {
+    for (i, &b) in data.iter().enumerate() {
+        if let Some(off) = u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
+            write_byte(off, b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_accesses_split_into_consecutive_bytes() {
+        let mut seen = vec![];
+        write_bytewise(0xfffe, &[1, 2, 3, 4], |o, v| seen.push((o, v)));
+        assert_eq!(seen, vec![(0xfffe, 1), (0xffff, 2)]);
+        let mut data = [0u8; 3];
+        read_bytewise(0xfffe, &mut data, |o| o as u8);
+        assert_eq!(data, [0xfe, 0xff, 0xff]);
+        assert_eq!(data_to_u64(&[1, 2]), 0x201);
+        let mut d = [0u8; 2];
+        u64_to_data(0x1234_5678, &mut d);
+        assert_eq!(d, [0x78, 0x56]);
+    }
+}

@@ -80,7 +80,10 @@ impl PortBus {
     }
 
     fn find(&self, port: u16, size: usize) -> Option<(&PortRange, u16)> {
-        let idx = self.ranges.partition_point(|r| r.base <= port).checked_sub(1)?;
+        let idx = self
+            .ranges
+            .partition_point(|r| r.base <= port)
+            .checked_sub(1)?;
         let r = &self.ranges[idx];
         let off = port - r.base;
         (u32::from(off) + size as u32 <= u32::from(r.len))
@@ -184,9 +187,13 @@ mod tests {
         let dev = Arc::new(Mutex::new(Latch::default()));
         let mut bus = PortBus::new();
         bus.register_with_offset(0x20, 2, dev.clone(), 0).unwrap();
-        bus.register_with_offset(0xa0, 2, dev.clone(), 0x80).unwrap();
+        bus.register_with_offset(0xa0, 2, dev.clone(), 0x80)
+            .unwrap();
         bus.write(0xa1, &[1]);
         bus.write(0x21, &[2]);
-        assert_eq!(dev.lock().unwrap().last, vec![(0x81, vec![1]), (1, vec![2])]);
+        assert_eq!(
+            dev.lock().unwrap().last,
+            vec![(0x81, vec![1]), (1, vec![2])]
+        );
     }
 }

@@ -122,8 +122,17 @@ mod tests {
 
     #[test]
     fn flat_descriptors_match_the_classic_encodings() {
-        assert_eq!(Segment::flat(8, true, true).to_descriptor(), 0x00af_9b00_0000_ffff);
-        assert_eq!(Segment::flat(8, true, false).to_descriptor(), 0x00cf_9b00_0000_ffff);
-        assert_eq!(Segment::flat(16, false, false).to_descriptor(), 0x00cf_9300_0000_ffff);
+        assert_eq!(
+            Segment::flat(8, true, true).to_descriptor(),
+            0x00af_9b00_0000_ffff
+        );
+        assert_eq!(
+            Segment::flat(8, true, false).to_descriptor(),
+            0x00cf_9b00_0000_ffff
+        );
+        assert_eq!(
+            Segment::flat(16, false, false).to_descriptor(),
+            0x00cf_9300_0000_ffff
+        );
     }
 }

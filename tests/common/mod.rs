@@ -123,10 +123,10 @@ pub fn multiboot_aout(code: &[u8], addr: u32) -> Vec<u8> {
         magic,
         flags,
         checksum,
-        addr,     // header_addr
-        addr,     // load_addr
-        0,        // load_end_addr: whole file
-        0,        // bss_end_addr: none
+        addr,                        // header_addr
+        addr,                        // load_addr
+        0,                           // load_end_addr: whole file
+        0,                           // bss_end_addr: none
         addr + MULTIBOOT_HEADER_LEN, // entry_addr
     ] {
         f.extend_from_slice(&w.to_le_bytes());

@@ -1,6 +1,8 @@
 //! The vCPU's CPUID: KVM_GET_SUPPORTED_CPUID, filtered to what the machine models.
 
-use kvm_bindings::{kvm_cpuid_entry2, CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_cpuid_entry2, CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::Kvm;
 use tandem_target_x86_64::cpuid::MachineFeatures;
 use tandem_target_x86_64::{CpuidEntry, CpuidTable};
@@ -24,7 +26,8 @@ pub fn table_for_vcpu(
     };
     table.filter_for_machine(features, index);
     let entries: Vec<kvm_cpuid_entry2> = table.entries.iter().map(to_kvm).collect();
-    CpuId::from_entries(&entries).map_err(|_| AccelError::Unsupported("CPUID table too large".into()))
+    CpuId::from_entries(&entries)
+        .map_err(|_| AccelError::Unsupported("CPUID table too large".into()))
 }
 
 fn from_kvm(e: &kvm_cpuid_entry2) -> CpuidEntry {

@@ -69,7 +69,9 @@ impl KvmVcpu {
         bus: &MachineBus,
         config: &AcceleratorConfig,
     ) -> Result<Self, AccelError> {
-        let mut fd = vm.create_vcpu(u64::from(index)).map_err(host("KVM_CREATE_VCPU"))?;
+        let mut fd = vm
+            .create_vcpu(u64::from(index))
+            .map_err(host("KVM_CREATE_VCPU"))?;
         let features = MachineFeatures {
             apic: config.kernel_irqchip,
             x2apic: config.kernel_irqchip,
@@ -164,15 +166,16 @@ impl KvmVcpu {
             }
             Err(e) => return Err(host("KVM_RUN")(e)),
         };
-        // SAFETY (for the reads of `run` below): the kernel filled the union member that the
-        // exit reason names; we read plain integers from the mapping kvm-ioctls also reads.
         Ok(match exit {
             KvmExit::IoIn(port, data) => {
+                // SAFETY: a KVM_EXIT_IO exit: the kernel filled the `io` member of the union;
+                // `run` is our live mapping and `size` a plain integer beside the data slice.
                 let size = unsafe { (*run).__bindgen_anon_1.io.size } as usize;
                 exits::io_in(&bus.ports, port, size, data);
                 Outcome::Continue
             }
             KvmExit::IoOut(port, data) => {
+                // SAFETY: as for IoIn.
                 let size = unsafe { (*run).__bindgen_anon_1.io.size } as usize;
                 exits::io_out(&bus.ports, port, size, data);
                 Outcome::Continue
@@ -186,6 +189,7 @@ impl KvmVcpu {
                 Outcome::Continue
             }
             KvmExit::Hlt => {
+                // SAFETY: `if_flag` is valid on every exit; `run` is our live mapping.
                 let if_flag = unsafe { (*run).if_flag } != 0;
                 Outcome::Return(VcpuExit::Halted {
                     interrupts_enabled: if_flag,
@@ -208,6 +212,7 @@ impl KvmVcpu {
                 Outcome::Return(VcpuExit::Stopped)
             }
             KvmExit::InternalError => {
+                // SAFETY: a KVM_EXIT_INTERNAL_ERROR exit: the kernel filled `internal`.
                 let ie = unsafe { (*run).__bindgen_anon_1.internal };
                 let n = (ie.ndata as usize).min(ie.data.len());
                 Outcome::Internal(format!(
@@ -235,11 +240,17 @@ impl KvmVcpu {
         state::from_sregs(&mut s, &self.fd.get_sregs().map_err(host("KVM_GET_SREGS"))?);
         state::from_fpu(&mut s, &self.fd.get_fpu().map_err(host("KVM_GET_FPU"))?);
         if self.has_debugregs {
-            let d = self.fd.get_debug_regs().map_err(host("KVM_GET_DEBUGREGS"))?;
+            let d = self
+                .fd
+                .get_debug_regs()
+                .map_err(host("KVM_GET_DEBUGREGS"))?;
             state::from_debugregs(&mut s, &d);
         }
         if self.has_events {
-            let e = self.fd.get_vcpu_events().map_err(host("KVM_GET_VCPU_EVENTS"))?;
+            let e = self
+                .fd
+                .get_vcpu_events()
+                .map_err(host("KVM_GET_VCPU_EVENTS"))?;
             state::from_events(&mut s, &e);
         }
         if self.has_xcrs {

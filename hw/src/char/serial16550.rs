@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
+use tandem_softmmu::device::{read_bytewise, write_bytewise};
 use tandem_softmmu::{IrqLine, PortDevice};
 
 /// Depth of the receive FIFO.
@@ -427,20 +428,11 @@ impl Serial16550 {
 
 impl PortDevice for Serial16550 {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = match u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                Some(off) => self.read_reg(off),
-                None => 0xff,
-            };
-        }
+        read_bytewise(offset, data, |off| self.read_reg(off));
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            if let Some(off) = u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                self.write_reg(off, b);
-            }
-        }
+        write_bytewise(offset, data, |off, v| self.write_reg(off, v));
     }
 }
 

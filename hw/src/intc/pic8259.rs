@@ -23,6 +23,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tandem_softmmu::device::{read_bytewise, write_bytewise};
 use tandem_softmmu::{InterruptAcknowledge, InterruptPin, IrqSink, PortDevice};
 
 /// Offset of the slave's ports (0xa0) from the master's (0x20).
@@ -452,20 +453,11 @@ pub struct PicPorts(pub Arc<UserspacePic>);
 
 impl PortDevice for PicPorts {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = match u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                Some(off) => self.0.read(off),
-                None => 0xff,
-            };
-        }
+        read_bytewise(offset, data, |off| self.0.read(off));
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            if let Some(off) = u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                self.0.write(off, b);
-            }
-        }
+        write_bytewise(offset, data, |off, v| self.0.write(off, v));
     }
 }
 

@@ -22,6 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tandem_softmmu::device::{read_bytewise, write_bytewise};
 use tandem_softmmu::{MachineRequest, PortDevice, RunControl};
 
 /// Offset of the command/status port (0x64) from the data port (0x60).
@@ -204,20 +205,11 @@ impl I8042 {
 
 impl PortDevice for I8042 {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = match u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                Some(off) => self.read_byte(off),
-                None => 0xff,
-            };
-        }
+        read_bytewise(offset, data, |off| self.read_byte(off));
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            if let Some(off) = u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                self.write_byte(off, b);
-            }
-        }
+        write_bytewise(offset, data, |off, v| self.write_byte(off, v));
     }
 }
 

@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use tandem_softmmu::device::{read_bytewise, write_bytewise};
 use tandem_softmmu::{IrqLine, PortDevice};
 
 use crate::timer::clock::Clock;
@@ -663,20 +664,11 @@ impl PitDevice {
 
 impl PortDevice for PitDevice {
     fn read(&mut self, offset: u16, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = match u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                Some(off) => self.read_byte(off),
-                None => 0xff,
-            };
-        }
+        read_bytewise(offset, data, |off| self.read_byte(off));
     }
 
     fn write(&mut self, offset: u16, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            if let Some(off) = u16::try_from(i).ok().and_then(|i| offset.checked_add(i)) {
-                self.write_byte(off, b);
-            }
-        }
+        write_bytewise(offset, data, |off, v| self.write_byte(off, v));
     }
 }
 
