@@ -440,3 +440,72 @@ fn kvm_internal_error_ends_the_run_with_a_register_dump() {
         assert!(err.contains("RIP="), "[{engine}] {err}");
     }
 }
+
+#[test]
+fn cpuid_reports_the_tandem_hypervisor_signature() {
+    // Prints the 12 signature bytes of leaf 0x4000_0000 (EBX, ECX, EDX).
+    let code = assemble64(|a| {
+        a.mov(eax, 0x4000_0000u32).unwrap();
+        a.xor(ecx, ecx).unwrap();
+        a.cpuid().unwrap();
+        a.mov(r8d, ebx).unwrap();
+        a.mov(r9d, ecx).unwrap();
+        a.mov(r10d, edx).unwrap();
+        for (reg, low) in [(r8, r8b), (r9, r9b), (r10, r10b)] {
+            for _ in 0..4 {
+                a.mov(cl, low).unwrap();
+                asm::wait_thre(a);
+                a.mov(dx, asm::COM1 as u32).unwrap();
+                a.mov(al, cl).unwrap();
+                a.out(dx, al).unwrap();
+                a.shr(reg, 8).unwrap();
+            }
+        }
+        puts(a, "\n");
+        exit(a, 0);
+    });
+    let image = elf64(&code, LOAD64);
+    on_every_engine(
+        "cpuid_reports_the_tandem_hypervisor_signature",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "TandemTandem\n",
+            status: debug_exit_status(0),
+        },
+    );
+}
+
+#[test]
+fn mem_path_backs_guest_ram_with_a_file() {
+    let code = assemble64(|a| {
+        // A marker the host can find in the file at the guest-physical address 0x30_0000.
+        a.mov(rsi, 0x30_0000u64).unwrap();
+        a.mov(rax, 0x5445_4e44_454d_2121u64).unwrap();
+        a.mov(qword_ptr(rsi), rax).unwrap();
+        exit(a, 9);
+    });
+    let image = elf64(&code, LOAD64);
+    let dir = scratch("mem_path");
+    let ram = dir.join("ram");
+    let ram = ram.to_str().unwrap();
+    on_every_engine(
+        "mem_path_backs_guest_ram_with_a_file",
+        &image,
+        &["-mem-path", ram],
+        b"",
+        Expect {
+            stdout: "",
+            status: debug_exit_status(9),
+        },
+    );
+    if let Ok(data) = std::fs::read(ram) {
+        assert_eq!(data.len(), 32 << 20);
+        assert_eq!(
+            &data[0x30_0000..0x30_0008],
+            &0x5445_4e44_454d_2121u64.to_le_bytes()
+        );
+        assert_eq!(&data[0x20_0000..0x20_0000 + code.len()], &code[..]);
+    }
+}
