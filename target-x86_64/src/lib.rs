@@ -2,13 +2,16 @@
 //!
 //! [`CpuState`] is the one form in which the runtime, snapshots, the gdb stub and the
 //! differential tests see a vCPU's registers; engines convert to and from it. CPUID and MSR
-//! models sit beside it.
+//! models sit beside it. For the JIT: the context block ([`context`]), lazy flags ([`flags`]).
 
+pub mod context;
 pub mod cpu_state;
 pub mod cpuid;
+pub mod flags;
 pub mod msr;
 pub mod segment;
 
+pub use context::X86Context;
 pub use cpu_state::{CpuMode, CpuState, DescriptorTable, FxsaveArea, PendingEvents};
 pub use cpuid::{CpuidEntry, CpuidTable};
 pub use segment::Segment;

@@ -1,0 +1,119 @@
+//! The translator's context block: the CPU state plus what the JIT keeps beside it.
+//!
+//! Generated code and the interpreter address fields of [`X86Context`] by byte offset (tcg's
+//! ABI); the constants below are those offsets. Lazy condition codes live here: after a
+//! flag-setting instruction the arithmetic flags in `cpu.rflags` are stale and `cc_*` say how
+//! to compute them (see [`crate::flags`]); [`X86Context::sync_flags`] folds them back before the
+//! state leaves the engine.
+
+use std::mem::offset_of;
+
+use crate::cpu_state::CpuState;
+use crate::flags::{eflags_from_cc, CC_EFLAGS};
+
+/// The context block of one vCPU under the JIT.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct X86Context {
+    /// Architectural state.
+    pub cpu: CpuState,
+    /// How the arithmetic flags are to be computed ([`crate::flags`]); CC_EFLAGS means
+    /// `cpu.rflags` holds them.
+    pub cc_op: u64,
+    /// The result of the last flag-setting operation.
+    pub cc_dst: u64,
+    /// Its first operand.
+    pub cc_src: u64,
+    /// Its second operand (or the carry-in / shifted-out value, per `cc_op`).
+    pub cc_src2: u64,
+    /// Exception a helper raised: 0 none, else vector + 1.
+    pub helper_vector: u64,
+    /// Its error code, or u64::MAX for none.
+    pub helper_error: u64,
+}
+
+/// Byte offset of general register `i` (encoding order).
+pub const fn gpr_offset(i: usize) -> usize {
+    offset_of!(X86Context, cpu.gpr) + 8 * i
+}
+
+/// Byte offset of RIP.
+pub const RIP: usize = offset_of!(X86Context, cpu.rip);
+/// Byte offset of RFLAGS.
+pub const RFLAGS: usize = offset_of!(X86Context, cpu.rflags);
+/// Byte offset of `cc_op`.
+pub const CC_OP: usize = offset_of!(X86Context, cc_op);
+/// Byte offset of `cc_dst`.
+pub const CC_DST: usize = offset_of!(X86Context, cc_dst);
+/// Byte offset of `cc_src`.
+pub const CC_SRC: usize = offset_of!(X86Context, cc_src);
+/// Byte offset of `cc_src2`.
+pub const CC_SRC2: usize = offset_of!(X86Context, cc_src2);
+
+/// Byte offset of segment `i`'s base (encoding order: es, cs, ss, ds, fs, gs).
+pub const fn seg_base_offset(i: usize) -> usize {
+    offset_of!(X86Context, cpu.seg)
+        + i * std::mem::size_of::<crate::Segment>()
+        + offset_of!(crate::Segment, base)
+}
+
+impl X86Context {
+    /// A context holding `cpu`, flags in RFLAGS.
+    pub fn new(cpu: CpuState) -> Self {
+        Self {
+            cpu,
+            cc_op: CC_EFLAGS,
+            cc_dst: 0,
+            cc_src: 0,
+            cc_src2: 0,
+            helper_vector: 0,
+            helper_error: u64::MAX,
+        }
+    }
+
+    /// Folds lazily kept flags into `cpu.rflags`.
+    pub fn sync_flags(&mut self) {
+        self.cpu.rflags = eflags_from_cc(
+            self.cc_op,
+            self.cc_dst,
+            self.cc_src,
+            self.cc_src2,
+            self.cpu.rflags,
+        );
+        self.cc_op = CC_EFLAGS;
+    }
+
+    /// The context as bytes, for the interpreter's `load_state`/`store_state`.
+    ///
+    /// Generated code only names integer fields (the offsets above), never the `bool` fields
+    /// of `CpuState`, so no write through this view can make them invalid.
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: X86Context is repr(C) and lives as long as the borrow; the slice covers
+        // exactly its bytes. Writers only store integers into integer fields (see above).
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                (self as *mut Self).cast::<u8>(),
+                std::mem::size_of::<Self>(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_address_the_named_fields() {
+        let mut c = X86Context::new(CpuState::default());
+        c.cpu.gpr[3] = 0x1122_3344_5566_7788;
+        c.cpu.seg[4].base = 0xabcd;
+        c.cpu.rip = 0x42;
+        let b = c.as_bytes_mut();
+        let at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        assert_eq!(at(b, gpr_offset(3)), 0x1122_3344_5566_7788);
+        assert_eq!(at(b, seg_base_offset(4)), 0xabcd);
+        assert_eq!(at(b, RIP), 0x42);
+        assert_eq!(at(b, CC_OP), CC_EFLAGS);
+    }
+}
