@@ -106,7 +106,7 @@ pub fn undefined_flags(kind: CcKind) -> u64 {
 }
 
 fn parity(v: u64) -> bool {
-    (v as u8).count_ones() % 2 == 0
+    (v as u8).count_ones().is_multiple_of(2)
 }
 
 /// RFLAGS after the operation recorded as (`op`, `dst`, `src`, `src2`), starting from `rflags`.

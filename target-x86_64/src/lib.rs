@@ -2,14 +2,18 @@
 //!
 //! [`CpuState`] is the one form in which the runtime, snapshots, the gdb stub and the
 //! differential tests see a vCPU's registers; engines convert to and from it. CPUID and MSR
-//! models sit beside it. For the JIT: the context block ([`context`]), lazy flags ([`flags`]).
+//! models sit beside it. For the JIT: the context block ([`context`]), lazy flags ([`flags`]),
+//! helpers ([`helpers`]) and the instruction semantics written once over tcg's builder
+//! ([`semantics`]).
 
 pub mod context;
 pub mod cpu_state;
 pub mod cpuid;
 pub mod flags;
+pub mod helpers;
 pub mod msr;
 pub mod segment;
+pub mod semantics;
 
 pub use context::X86Context;
 pub use cpu_state::{CpuMode, CpuState, DescriptorTable, FxsaveArea, PendingEvents};
