@@ -9,13 +9,17 @@
 pub mod context;
 pub mod cpu_state;
 pub mod cpuid;
+pub mod exception;
 pub mod flags;
 pub mod helpers;
+pub mod memory;
 pub mod msr;
 pub mod segment;
 pub mod semantics;
+pub mod system;
 
 pub use context::X86Context;
 pub use cpu_state::{CpuMode, CpuState, DescriptorTable, FxsaveArea, PendingEvents};
 pub use cpuid::{CpuidEntry, CpuidTable};
+pub use exception::Fault;
 pub use segment::Segment;

@@ -26,6 +26,10 @@ pub enum Flow {
     Jump,
     /// HLT: the vCPU waits for an interrupt; RIP already points past the HLT.
     Halt,
+    /// A system instruction the engine executes itself with [`crate::system::execute`]
+    /// (port I/O, CPUID, descriptor tables, control registers, MSRs, IRET, INT n, ...): it
+    /// ends the block, and RIP is still the instruction's own.
+    System,
 }
 
 /// The instruction has no semantics (yet): #UD for the guest.
@@ -57,6 +61,7 @@ pub fn translate<B: Builder>(
             b.store_state(crate::context::RIP, tandem_tcg::Width::W64, next);
             Ok(Ok(Flow::Halt))
         }
+        m if crate::system::handles(m) => Ok(Ok(Flow::System)),
         _ if i.is_jcc_short_or_near() => control::branch(b, dc, i),
         m if data_move::is_cmovcc(m) || data_move::is_setcc(m) => data_move::conditional(b, dc, i),
         _ => Ok(Err(Untranslated)),
