@@ -97,7 +97,7 @@ fn run(
                 env.ctx.sync_flags();
                 return (env, End::Halted);
             }
-            Ok(Err(_)) => return (env, End::Undefined),
+            Ok(Err(_)) | Ok(Ok(Flow::System)) => return (env, End::Undefined),
             Err(InterpTrap::Exception { vector, error_code }) => {
                 env.ctx.sync_flags();
                 return (env, End::Exception(vector, error_code));
