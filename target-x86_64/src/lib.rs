@@ -14,6 +14,7 @@ pub mod flags;
 pub mod helpers;
 pub mod memory;
 pub mod msr;
+pub mod paging;
 pub mod segment;
 pub mod semantics;
 pub mod system;
