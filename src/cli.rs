@@ -11,6 +11,8 @@ use tandem_hw::loader::{EntryMode, FlatSpec};
 
 use crate::config::{AccelKind, MachineConfig, SerialConfig};
 
+pub mod exec;
+
 /// tandem: a full-system x86_64 emulator (a JIT and KVM behind one PC machine).
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +86,8 @@ const LONG_OPTIONS: &[&str] = &[
 pub enum Command {
     /// Run a machine.
     Run(MachineConfig),
+    /// Run an instruction snippet (`tandem exec ...`).
+    Exec(Box<exec::ExecRequest>),
     /// Print this text and exit 0 (help, version, `-accel help`).
     Print(String),
 }
@@ -118,6 +122,16 @@ const VALUE_OPTIONS: &[&str] = &[
 /// Rewrites QEMU-style `-option` words into `--option`; a single-dash word that is no option
 /// of ours is reported whole (clap would otherwise complain about its first letter only).
 pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, CliError> {
+    normalize_with(args, LONG_OPTIONS, VALUE_OPTIONS)
+}
+
+/// [`normalize`] for a command whose long options are `long_options`, of which
+/// `value_options` take a value.
+pub(crate) fn normalize_with(
+    args: impl IntoIterator<Item = String>,
+    long_options: &[&str],
+    value_options: &[&str],
+) -> Result<Vec<String>, CliError> {
     let mut out = Vec::new();
     let mut expect_value = false;
     for (i, a) in args.into_iter().enumerate() {
@@ -132,19 +146,19 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Result<Vec<String>, 
             .filter(|n| !n.starts_with('-') && !n.is_empty());
         match (long, single) {
             (Some(n), _) => {
-                expect_value = !n.contains('=') && VALUE_OPTIONS.contains(&n);
+                expect_value = !n.contains('=') && value_options.contains(&n);
                 out.push(a);
             }
             (None, Some(n)) if n.len() == 1 => {
-                expect_value = VALUE_OPTIONS.contains(&n);
+                expect_value = value_options.contains(&n);
                 out.push(a);
             }
             (None, Some(word)) => {
                 let n = word.split('=').next().unwrap_or(word);
-                if !LONG_OPTIONS.contains(&n) {
+                if !long_options.contains(&n) {
                     return Err(CliError(format!("unknown option '{a}' (see --help)")));
                 }
-                expect_value = !word.contains('=') && VALUE_OPTIONS.contains(&n);
+                expect_value = !word.contains('=') && value_options.contains(&n);
                 out.push(format!("-{a}"));
             }
             (None, None) => out.push(a),
@@ -262,6 +276,10 @@ pub fn accel_help() -> String {
 
 /// Parses a whole command line (`args[0]` is the program name).
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
+    let args: Vec<String> = args.into_iter().collect();
+    if args.get(1).map(String::as_str) == Some("exec") {
+        return exec::parse(args);
+    }
     let args = match Args::try_parse_from(normalize(args)?) {
         Ok(a) => a,
         Err(e) => {
@@ -352,6 +370,7 @@ mod tests {
         match parse(v) {
             Ok(Command::Run(c)) => Ok(c),
             Ok(Command::Print(p)) => Err(format!("print: {p}")),
+            Ok(Command::Exec(_)) => Err("exec".into()),
             Err(e) => Err(e.0),
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod harness;
 pub mod machine;
 pub mod runloop;
 pub mod signals;

@@ -20,6 +20,18 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Run(config) => config,
+        Command::Exec(req) => {
+            return match cli::exec::run(&req) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tandem: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
     };
     tandem::signals::install();
     let result = Machine::new(config).and_then(|mut m| {

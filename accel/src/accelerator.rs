@@ -70,6 +70,16 @@ pub trait Vcpu: Send {
     fn state(&mut self) -> Result<CpuState, AccelError>;
     /// Replaces the whole architectural state.
     fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError>;
+    /// Makes [`Vcpu::run`] return [`VcpuExit::Debug`] before the vCPU executes an instruction
+    /// at any of `addrs` (linear addresses; x86 hardware has four such breakpoints), invisibly
+    /// to the guest (its own debug registers are untouched). An empty slice removes them.
+    /// Engines without breakpoints return [`AccelError::Unsupported`].
+    fn set_breakpoints(&mut self, addrs: &[u64]) -> Result<(), AccelError> {
+        let _ = addrs;
+        Err(AccelError::Unsupported(
+            "this engine has no instruction breakpoints".into(),
+        ))
+    }
 }
 
 /// An engine: creates vCPUs over one machine.

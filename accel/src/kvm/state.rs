@@ -4,7 +4,7 @@
 
 use kvm_bindings::{
     kvm_debugregs, kvm_dtable, kvm_fpu, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
-    KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SHADOW,
+    kvm_xsave, KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SHADOW,
 };
 use tandem_target_x86_64::cpu_state::{reg, sreg};
 use tandem_target_x86_64::{CpuState, DescriptorTable, Segment};
@@ -161,6 +161,36 @@ pub fn to_fpu(s: &CpuState) -> kvm_fpu {
     f
 }
 
+/// Bytes of the XSAVE area's legacy region, which is the FXSAVE layout.
+const XSAVE_LEGACY: usize = 512;
+/// XSTATE_BV bits of the x87 and SSE components.
+const XSTATE_X87_SSE: u64 = 0b11;
+
+fn xsave_bytes(x: &kvm_xsave) -> Vec<u8> {
+    x.region.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Reads x87/SSE state from an XSAVE image: unlike KVM_GET_FPU this includes MXCSR.
+pub fn fx_from_xsave(s: &mut CpuState, x: &kvm_xsave) {
+    s.fx.0.copy_from_slice(&xsave_bytes(x)[..XSAVE_LEGACY]);
+}
+
+/// Writes the x87/SSE state of `s` into the XSAVE image `x` (taken from the vCPU, so the other
+/// components stay), marking both components as in use: KVM_SET_FPU alone neither sets MXCSR
+/// nor, where the XSAVE header says SSE is in its initial state, the XMM registers.
+pub fn fx_into_xsave(s: &CpuState, x: &mut kvm_xsave) {
+    let mut bytes = xsave_bytes(x);
+    // MXCSR_MASK (28..32) is the CPU's, not state.
+    bytes[..28].copy_from_slice(&s.fx.0[..28]);
+    bytes[32..XSAVE_LEGACY].copy_from_slice(&s.fx.0[32..XSAVE_LEGACY]);
+    let bv_at = XSAVE_LEGACY..XSAVE_LEGACY + 8;
+    let bv = u64::from_le_bytes(bytes[bv_at.clone()].try_into().unwrap_or_default());
+    bytes[bv_at].copy_from_slice(&(bv | XSTATE_X87_SSE).to_le_bytes());
+    for (w, c) in x.region.iter_mut().zip(bytes.chunks_exact(4)) {
+        *w = u32::from_le_bytes(c.try_into().unwrap_or_default());
+    }
+}
+
 /// Reads x87/SSE state into the FXSAVE image of `s`.
 pub fn from_fpu(s: &mut CpuState, f: &kvm_fpu) {
     s.fx.set_fcw(f.fcw);
@@ -288,5 +318,22 @@ mod tests {
         assert_eq!(r.rsp, s.gpr[reg::RSP]);
         assert_eq!(r.r15, s.gpr[reg::R15]);
         assert_eq!(to_sregs(&s).cs.l, 1);
+    }
+
+    #[test]
+    fn fx_goes_through_the_xsave_legacy_region() {
+        let mut s = CpuState::default();
+        s.fx.set_mxcsr(0x1fc0);
+        s.fx.set_xmm(3, [9; 16]);
+        let mut x = kvm_xsave::default();
+        x.region[7] = 0xffff; // MXCSR_MASK, kept
+        fx_into_xsave(&s, &mut x);
+        assert_eq!(x.region[6], 0x1fc0);
+        assert_eq!(x.region[7], 0xffff);
+        assert_eq!(x.region[128] & 3, 3);
+        let mut back = CpuState::default();
+        fx_from_xsave(&mut back, &x);
+        assert_eq!(back.fx.xmm(3), [9; 16]);
+        assert_eq!(back.fx.mxcsr(), 0x1fc0);
     }
 }

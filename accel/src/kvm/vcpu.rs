@@ -9,9 +9,9 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use kvm_bindings::{
-    kvm_mp_state, kvm_msr_entry, kvm_run, kvm_xcrs, Msrs, KVM_MP_STATE_HALTED,
-    KVM_MP_STATE_RUNNABLE, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
-    KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_guest_debug, kvm_mp_state, kvm_msr_entry, kvm_run, kvm_xcrs, Msrs, KVM_GUESTDBG_ENABLE,
+    KVM_GUESTDBG_USE_HW_BP, KVM_MP_STATE_HALTED, KVM_MP_STATE_RUNNABLE, KVM_SYSTEM_EVENT_CRASH,
+    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{Cap, Kvm, VcpuExit as KvmExit, VcpuFd, VmFd};
 use tandem_softmmu::{InterruptAcknowledge, InterruptPin, MachineRequest};
@@ -50,6 +50,7 @@ pub struct KvmVcpu {
     run: *mut kvm_run,
     msrs: Vec<u32>,
     has_xcrs: bool,
+    has_xsave: bool,
     has_debugregs: bool,
     has_events: bool,
     userspace_irq: Option<(Arc<InterruptPin>, Arc<dyn InterruptAcknowledge>)>,
@@ -109,6 +110,7 @@ impl KvmVcpu {
             run,
             msrs,
             has_xcrs: vm.check_extension(Cap::Xcrs),
+            has_xsave: vm.check_extension(Cap::Xsave),
             has_debugregs: vm.check_extension(Cap::Debugregs),
             has_events: vm.check_extension(Cap::VcpuEvents),
             userspace_irq,
@@ -239,6 +241,10 @@ impl KvmVcpu {
         state::from_regs(&mut s, &self.fd.get_regs().map_err(host("KVM_GET_REGS"))?);
         state::from_sregs(&mut s, &self.fd.get_sregs().map_err(host("KVM_GET_SREGS"))?);
         state::from_fpu(&mut s, &self.fd.get_fpu().map_err(host("KVM_GET_FPU"))?);
+        if self.has_xsave {
+            let x = self.fd.get_xsave().map_err(host("KVM_GET_XSAVE"))?;
+            state::fx_from_xsave(&mut s, &x);
+        }
         if self.has_debugregs {
             let d = self
                 .fd
@@ -291,6 +297,13 @@ impl KvmVcpu {
         self.fd
             .set_fpu(&state::to_fpu(s))
             .map_err(host("KVM_SET_FPU"))?;
+        if self.has_xsave {
+            let mut x = self.fd.get_xsave().map_err(host("KVM_GET_XSAVE"))?;
+            state::fx_into_xsave(s, &mut x);
+            // SAFETY: `x` is a whole kvm_xsave the kernel gave us for this vCPU, changed only in
+            // its legacy region and XSTATE_BV, so its size and layout are what KVM expects.
+            unsafe { self.fd.set_xsave(&x) }.map_err(host("KVM_SET_XSAVE"))?;
+        }
         if self.has_debugregs {
             self.fd
                 .set_debug_regs(&state::to_debugregs(s))
@@ -377,7 +390,34 @@ impl Vcpu for KvmVcpu {
     fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
         self.put_state(state)
     }
+
+    fn set_breakpoints(&mut self, addrs: &[u64]) -> Result<(), AccelError> {
+        if addrs.len() > MAX_HW_BREAKPOINTS {
+            return Err(AccelError::Unsupported(format!(
+                "{} breakpoints asked, KVM has {MAX_HW_BREAKPOINTS}",
+                addrs.len()
+            )));
+        }
+        let mut debug = kvm_guest_debug::default();
+        if !addrs.is_empty() {
+            debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+            // DR7 as QEMU builds it: GE and the reserved bit 10, then per breakpoint the global
+            // enable bit with R/W = 00 (instruction) and LEN = 00.
+            let mut dr7 = 0x600u64;
+            for (i, &addr) in addrs.iter().enumerate() {
+                debug.arch.debugreg[i] = addr;
+                dr7 |= 2 << (2 * i);
+            }
+            debug.arch.debugreg[7] = dr7;
+        }
+        self.fd
+            .set_guest_debug(&debug)
+            .map_err(host("KVM_SET_GUEST_DEBUG"))
+    }
 }
+
+/// Hardware instruction breakpoints KVM can place for the host (DR0-DR3).
+const MAX_HW_BREAKPOINTS: usize = 4;
 
 impl Drop for KvmVcpu {
     fn drop(&mut self) {

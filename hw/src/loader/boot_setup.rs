@@ -16,6 +16,11 @@
 //!
 //! Kernel bytes that would overlap either range are refused ([`LoaderError::DoesNotFit`]).
 //!
+//! Callers that run code at CPL3 (the instruction harness) write the same tables through
+//! [`write_system_tables`] with [`TableOptions`]: two more GDT slots, 0x30 a DPL3 data segment
+//! and 0x38 a DPL3 64-bit code segment (the order SYSRET expects from STAR base 0x28), the TSS's
+//! RSP0 and IST1 stacks, the low pages supervisor-only and the map cut at the end of RAM.
+//!
 //! Warts: the page tables are written for every protected/long entry, used or not; their
 //! entries carry the user bit so a test kernel may drop to CPL3 on them without building its own
 //! (SMEP/SMAP are off, so this costs the kernel nothing). The identity map covers only 4 GiB, so
@@ -23,6 +28,7 @@
 
 use std::ops::Range;
 
+use tandem_softmmu::{AddressSpace, MemoryError};
 use tandem_target_x86_64::cpu_state::{bits, reg, sreg};
 use tandem_target_x86_64::{CpuState, DescriptorTable, Segment};
 
@@ -42,12 +48,25 @@ pub const SEL_DATA: u16 = 0x10;
 pub const SEL_CODE32: u16 = 0x18;
 /// Selector of the 64-bit TSS descriptor (TR).
 pub const SEL_TSS: u16 = 0x20;
+/// Selector of the DPL3 flat data segment (SS, DS, ES at CPL3), RPL 3; present only in tables
+/// written with [`TableOptions::user_segments`].
+pub const SEL_USER_DATA: u16 = 0x33;
+/// Selector of the DPL3 64-bit code segment, RPL 3; as [`SEL_USER_DATA`].
+pub const SEL_USER_CODE64: u16 = 0x3b;
+/// Bytes in the GDT with the user segments.
+pub const GDT_USER_SIZE: u64 = 0x40;
 /// The TSS's guest-physical address.
 pub const TSS_ADDR: u64 = 0x1800;
 /// Bytes in the TSS (the 32-bit and 64-bit layouts are both 104 bytes).
 pub const TSS_SIZE: u64 = 104;
 /// Offset of the I/O map base field in the TSS (the same in both layouts).
 const TSS_IOMAP_BASE: u64 = 0x66;
+/// Offset of RSP0 in the 64-bit TSS.
+const TSS_RSP0: u64 = 0x04;
+/// Offset of IST1 in the 64-bit TSS.
+const TSS_IST1: u64 = 0x24;
+/// Size of one large page of the identity map.
+pub const LARGE_PAGE: u64 = 2 << 20;
 /// The PML4 (CR3 in long mode).
 pub const PML4_ADDR: u64 = 0x2000;
 /// The one PDPT, its first four entries used.
@@ -95,6 +114,22 @@ pub fn code32_segment() -> Segment {
 /// (D/B set) in both modes, because one GDT slot serves both and long mode ignores D/B on data.
 pub fn data_segment() -> Segment {
     Segment::flat(SEL_DATA, false, false)
+}
+
+/// The DPL3 64-bit code segment as CS holds it at CPL3 (selector 0x3b).
+pub fn user_code64_segment() -> Segment {
+    Segment {
+        dpl: 3,
+        ..Segment::flat(SEL_USER_CODE64, true, true)
+    }
+}
+
+/// The DPL3 flat data segment as SS/DS/ES hold it at CPL3 (selector 0x33).
+pub fn user_data_segment() -> Segment {
+    Segment {
+        dpl: 3,
+        ..Segment::flat(SEL_USER_DATA, false, false)
+    }
 }
 
 /// The busy TSS as TR holds it (selector 0x20).
@@ -158,15 +193,48 @@ pub(crate) fn check_placement(
     Ok(())
 }
 
+/// Variations of the boot area's tables. `Default` is what the loaders write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Add the DPL3 segments [`SEL_USER_DATA`] and [`SEL_USER_CODE64`] (the GDTR limit must then
+    /// be `GDT_USER_SIZE - 1`).
+    pub user_segments: bool,
+    /// The TSS's RSP0: the stack an interrupt from CPL3 switches to (0: none).
+    pub rsp0: u64,
+    /// The TSS's IST1: the stack of IDT gates that name IST 1 (0: none).
+    pub ist1: u64,
+    /// Large pages lying wholly below this address lose the user bit (0: every page is user).
+    pub supervisor_below: u64,
+    /// Large pages at or above this address are not present (at most 4 GiB is mapped).
+    pub mapped_end: u64,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self {
+            user_segments: false,
+            rsp0: 0,
+            ist1: 0,
+            supervisor_below: 0,
+            mapped_end: FOUR_GIB,
+        }
+    }
+}
+
 /// The GDT, the TSS and the page tables: the bytes of `[GDT_ADDR, INFO_ADDR)`.
 fn tables() -> Vec<u8> {
+    tables_with(&TableOptions::default())
+}
+
+/// The GDT, the TSS and the page tables as `opts` says: the bytes of `[GDT_ADDR, INFO_ADDR)`.
+fn tables_with(opts: &TableOptions) -> Vec<u8> {
     let mut area = vec![0u8; (INFO_ADDR - GDT_ADDR) as usize];
     let mut put = |addr: u64, value: u64| {
         let at = (addr - GDT_ADDR) as usize;
         area[at..at + 8].copy_from_slice(&value.to_le_bytes());
     };
     let tss = tss_segment();
-    let gdt = [
+    let mut gdt = vec![
         0,
         code64_segment().to_descriptor(),
         data_segment().to_descriptor(),
@@ -175,6 +243,10 @@ fn tables() -> Vec<u8> {
         // Upper half of the 16-byte system descriptor: base bits 63:32.
         tss.base >> 32,
     ];
+    if opts.user_segments {
+        gdt.push(user_data_segment().to_descriptor());
+        gdt.push(user_code64_segment().to_descriptor());
+    }
     for (i, d) in gdt.iter().enumerate() {
         put(GDT_ADDR + 8 * i as u64, *d);
     }
@@ -183,13 +255,29 @@ fn tables() -> Vec<u8> {
         let pd = PD_ADDR + gib * 0x1000;
         put(PDPT_ADDR + 8 * gib, pd | PTE_PRW_USER);
         for i in 0..512 {
-            let page = (gib * 512 + i) << 21;
-            put(pd + 8 * i, page | PDE_PS | PTE_PRW_USER);
+            let page = (gib * 512 + i) * LARGE_PAGE;
+            let entry = if page >= opts.mapped_end {
+                0
+            } else if page + LARGE_PAGE <= opts.supervisor_below {
+                // Present and writable, without the user bit.
+                page | PDE_PS | (PTE_PRW_USER & !4)
+            } else {
+                page | PDE_PS | PTE_PRW_USER
+            };
+            put(pd + 8 * i, entry);
         }
     }
+    put(TSS_ADDR + TSS_RSP0, opts.rsp0);
+    put(TSS_ADDR + TSS_IST1, opts.ist1);
     let iomap = (TSS_ADDR + TSS_IOMAP_BASE - GDT_ADDR) as usize;
     area[iomap..iomap + 2].copy_from_slice(&(TSS_SIZE as u16).to_le_bytes());
     area
+}
+
+/// Writes the GDT, TSS and page tables as `opts` says into `[GDT_ADDR, INFO_ADDR)` of `space`
+/// (for machines that are not booted by a loader, such as the instruction harness's).
+pub fn write_system_tables(space: &AddressSpace, opts: &TableOptions) -> Result<(), MemoryError> {
+    space.load(GDT_ADDR, &tables_with(opts))
 }
 
 /// Writes the GDT, TSS and page tables, and clears the boot stack. The information page and
@@ -256,6 +344,24 @@ pub fn long_mode_state(entry: u64, info: u32) -> CpuState {
     s
 }
 
+/// 64-bit mode at CPL3 on tables written with [`TableOptions::user_segments`]: as
+/// [`long_mode_state`], with CS = 0x3b, SS/DS/ES = 0x33, FS/GS null, RSP = `rsp`, RFLAGS = IF,
+/// and every general register but RSP zero.
+pub fn user_mode_state(entry: u64, rsp: u64) -> CpuState {
+    let mut s = long_mode_state(entry, 0);
+    s.gpr = [0; 16];
+    s.gpr[reg::RSP] = rsp;
+    s.rflags = bits::RFLAGS_FIXED | bits::RFLAGS_IF;
+    s.gdt.limit = (GDT_USER_SIZE - 1) as u16;
+    let data = user_data_segment();
+    let null = Segment {
+        unusable: true,
+        ..Segment::default()
+    };
+    s.seg = [data, user_code64_segment(), data, data, null, null];
+    s
+}
+
 /// Real mode at `addr` (below 1 MiB): CS = addr >> 4, IP = addr & 0xf, other segments 0,
 /// SS:SP = 0:0x7c00; everything else as after RESET, with caches enabled (CR0 = ET).
 pub fn real_mode_state(addr: u32) -> CpuState {
@@ -305,6 +411,33 @@ mod tests {
         assert_eq!(u64_in(&t, PD_ADDR + 8), 0x20_0087);
         // The last 2 MiB below 4 GiB.
         assert_eq!(u64_in(&t, PD_ADDR + 0x3ff8), 0xffe0_0087);
+    }
+
+    #[test]
+    fn user_options_add_segments_stacks_and_page_rights() {
+        let t = tables_with(&TableOptions {
+            user_segments: true,
+            rsp0: 0x1_0000,
+            ist1: 0x2_0000,
+            supervisor_below: 2 << 20,
+            mapped_end: 64 << 20,
+        });
+        // The classic slots are unchanged.
+        assert_eq!(u64_in(&t, GDT_ADDR + 0x08), 0x00af_9b00_0000_ffff);
+        // DPL3 data (0xf3) and DPL3 64-bit code (0xfb).
+        assert_eq!(u64_in(&t, GDT_ADDR + 0x30), 0x00cf_f300_0000_ffff);
+        assert_eq!(u64_in(&t, GDT_ADDR + 0x38), 0x00af_fb00_0000_ffff);
+        assert_eq!(u64_in(&t, TSS_ADDR + 4), 0x1_0000);
+        assert_eq!(u64_in(&t, TSS_ADDR + 0x24), 0x2_0000);
+        // First 2 MiB: no user bit; then user pages up to 64 MiB; then nothing.
+        assert_eq!(u64_in(&t, PD_ADDR), 0x83);
+        assert_eq!(u64_in(&t, PD_ADDR + 8), 0x20_0087);
+        assert_eq!(u64_in(&t, PD_ADDR + 31 * 8), 0x3e0_0087);
+        assert_eq!(u64_in(&t, PD_ADDR + 32 * 8), 0);
+        let s = user_mode_state(0x40_0000, 0x3f_0000);
+        assert_eq!(s.cpl(), 3);
+        assert_eq!(s.mode(), tandem_target_x86_64::CpuMode::Long64);
+        assert_eq!(s.gdt.limit, 0x3f);
     }
 
     #[test]

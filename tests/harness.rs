@@ -1,0 +1,393 @@
+//! The instruction harness on every engine that runs here: snippets written with
+//! CodeAssembler, their final registers, flags, memory and exceptions checked.
+
+mod common;
+
+use common::*;
+use iced_x86::code_asm::*;
+use iced_x86::BlockEncoderOptions;
+use tandem::harness::{run_snippet, Harness, Snippet, SnippetEnd, SnippetResult, CODE_ADDR};
+use tandem::AccelKind;
+use tandem_target_x86_64::cpu_state::reg;
+
+fn asm(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).unwrap();
+    build(&mut a);
+    a.assemble(CODE_ADDR).unwrap()
+}
+
+/// Runs `snippet` on KVM, or reports the test skipped.
+fn run(test: &str, snippet: &Snippet) -> Option<SnippetResult> {
+    if let Err(why) = kvm_usable() {
+        skipped(test, &why);
+        return None;
+    }
+    Some(run_snippet(AccelKind::Kvm, snippet).unwrap())
+}
+
+const CF: u64 = 1;
+const ZF: u64 = 1 << 6;
+
+#[test]
+fn add_with_carry_out() {
+    let code = asm(|a| a.add(rax, rbx).unwrap());
+    let s = Snippet::new(code.clone())
+        .with_gpr(reg::RAX, u64::MAX)
+        .with_gpr(reg::RBX, 1);
+    let Some(r) = run("add_with_carry_out", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Completed, "{}", r.state.dump());
+    assert_eq!(r.state.gpr[reg::RAX], 0);
+    assert_eq!(r.state.rflags & (CF | ZF), CF | ZF);
+    assert_eq!(r.state.rip, CODE_ADDR + code.len() as u64);
+    assert_eq!(r.state.cpl(), 3);
+}
+
+#[test]
+fn loop_of_n_iterations() {
+    // rcx counts down from 1000, rax counts up.
+    let code = asm(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 1000u32).unwrap();
+        a.xor(eax, eax).unwrap();
+        a.set_label(&mut top).unwrap();
+        a.inc(rax).unwrap();
+        a.dec(rcx).unwrap();
+        a.jnz(top).unwrap();
+    });
+    let Some(r) = run("loop_of_n_iterations", &Snippet::new(code)) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!((r.state.gpr[reg::RAX], r.state.gpr[reg::RCX]), (1000, 0));
+    assert_ne!(r.state.rflags & ZF, 0);
+}
+
+#[test]
+fn store_to_a_data_region_is_read_back() {
+    const DATA: u64 = 0x50_0000;
+    let code = asm(|a| {
+        a.mov(rax, qword_ptr(rdi)).unwrap();
+        a.add(rax, 1).unwrap();
+        a.mov(qword_ptr(rdi + 8), rax).unwrap();
+        a.push(rax).unwrap();
+    });
+    let s = Snippet::new(code)
+        .with_gpr(reg::RDI, DATA)
+        .with_memory(DATA, 41u64.to_le_bytes().repeat(2));
+    let Some(r) = run("store_to_a_data_region_is_read_back", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Completed);
+    let (addr, bytes) = &r.memory[0];
+    assert_eq!(*addr, DATA);
+    assert_eq!(&bytes[8..], &42u64.to_le_bytes());
+    assert_eq!(r.state.gpr[reg::RSP], tandem::harness::STACK_TOP - 8);
+}
+
+#[test]
+fn division_by_zero_reports_de_at_the_div() {
+    let mut div_at = 0;
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut l = a.create_label();
+    a.mov(eax, 7u32).unwrap();
+    a.set_label(&mut l).unwrap();
+    a.div(rcx).unwrap();
+    a.nop().unwrap();
+    let res = a
+        .assemble_options(
+            CODE_ADDR,
+            BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .unwrap();
+    if let Ok(ip) = res.label_ip(&l) {
+        div_at = ip;
+    }
+    let code = res.inner.code_buffer;
+    let Some(r) = run(
+        "division_by_zero_reports_de_at_the_div",
+        &Snippet::new(code),
+    ) else {
+        return;
+    };
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 0,
+            error_code: None,
+            cr2: None
+        }
+    );
+    assert_eq!(r.state.rip, div_at);
+    assert_eq!(r.state.gpr[reg::RAX], 7);
+    assert_eq!(r.state.cpl(), 3);
+}
+
+#[test]
+fn page_fault_reports_cr2_and_error_code() {
+    const UNMAPPED: u64 = 0x1000_0000;
+    let code = asm(|a| {
+        a.mov(rax, UNMAPPED).unwrap();
+        a.mov(qword_ptr(rax), rbx).unwrap();
+    });
+    let Some(r) = run("page_fault_reports_cr2_and_error_code", &Snippet::new(code)) else {
+        return;
+    };
+    // Not present (P=0), write (W=2), user (U=4).
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 14,
+            error_code: Some(6),
+            cr2: Some(UNMAPPED)
+        }
+    );
+    assert_eq!(r.state.rip, CODE_ADDR + 10);
+    // The harness's own page is protected from the snippet: a read is a protection fault.
+    let code = asm(|a| a.mov(rax, qword_ptr(0x8000u64)).unwrap());
+    let r = run_snippet(AccelKind::Kvm, &Snippet::new(code)).unwrap();
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 14,
+            error_code: Some(5),
+            cr2: Some(0x8000)
+        }
+    );
+}
+
+#[test]
+fn ud2_gives_ud() {
+    let code = asm(|a| {
+        a.nop().unwrap();
+        a.ud2().unwrap();
+    });
+    let Some(r) = run("ud2_gives_ud", &Snippet::new(code)) else {
+        return;
+    };
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 6,
+            error_code: None,
+            cr2: None
+        }
+    );
+    assert_eq!(r.state.rip, CODE_ADDR + 1);
+}
+
+/// The state rebuilt from an exception frame is the state the snippet had: the same snippet
+/// ending normally and ending on `ud2` agree on everything but RIP.
+#[test]
+fn exception_state_equals_the_snippet_state() {
+    let body = |a: &mut CodeAssembler| {
+        for (i, r) in [
+            rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            a.mov(r, 0x1111_1111_1111_1111u64 * (i as u64 + 1)).unwrap();
+        }
+        a.sub(rsp, 0x48).unwrap();
+        a.stc().unwrap();
+        a.std().unwrap();
+        a.movq(xmm5, rbx).unwrap();
+    };
+    let plain = asm(body);
+    let faulting = asm(|a| {
+        body(a);
+        a.ud2().unwrap();
+    });
+    let Some(done) = run(
+        "exception_state_equals_the_snippet_state",
+        &Snippet::new(plain.clone()),
+    ) else {
+        return;
+    };
+    let fault = run_snippet(AccelKind::Kvm, &Snippet::new(faulting)).unwrap();
+    assert_eq!(done.end, SnippetEnd::Completed);
+    assert!(matches!(fault.end, SnippetEnd::Exception { vector: 6, .. }));
+    let (a, b) = (done.state, fault.state);
+    assert_eq!(a.gpr, b.gpr);
+    assert_eq!(a.gpr[reg::RSP], tandem::harness::STACK_TOP - 0x48);
+    assert_eq!(a.rflags, b.rflags);
+    assert_eq!(a.rflags & (CF | 1 << 10), CF | 1 << 10);
+    assert_eq!(a.fx.xmm(5), b.fx.xmm(5));
+    assert_eq!(a.seg, b.seg);
+    assert_eq!((a.rip, b.rip), (CODE_ADDR + plain.len() as u64, a.rip));
+}
+
+#[test]
+fn sse_addps_reads_back_xmm0() {
+    let code = asm(|a| a.addps(xmm0, xmm1).unwrap());
+    let mut s = Snippet::new(code);
+    let lanes = |v: [f32; 4]| -> [u8; 16] {
+        let mut b = [0u8; 16];
+        for (i, f) in v.iter().enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&f.to_le_bytes());
+        }
+        b
+    };
+    s.initial.fx.set_xmm(0, lanes([1.0, 2.0, 3.0, 4.0]));
+    s.initial.fx.set_xmm(1, lanes([0.5, 0.25, -3.0, 1e30]));
+    let Some(r) = run("sse_addps_reads_back_xmm0", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!(r.state.fx.xmm(0), lanes([1.5, 2.25, 0.0, 1e30 + 4.0]));
+    assert_eq!(r.state.fx.mxcsr() & 0xffc0, 0x1f80);
+}
+
+#[test]
+fn popcnt_runs_natively() {
+    let code = asm(|a| a.popcnt(rax, rbx).unwrap());
+    let s = Snippet::new(code).with_gpr(reg::RBX, 0xf0f0_0000_0000_0001);
+    let Some(r) = run("popcnt_runs_natively", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!(r.state.gpr[reg::RAX], 9);
+}
+
+#[test]
+fn endless_loop_times_out() {
+    let code = asm(|a| {
+        let mut l = a.create_label();
+        a.set_label(&mut l).unwrap();
+        a.jmp(l).unwrap();
+    });
+    let mut s = Snippet::new(code);
+    s.limits.timeout = std::time::Duration::from_millis(50);
+    let Some(r) = run("endless_loop_times_out", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Timeout);
+    assert_eq!(r.state.rip, CODE_ADDR);
+}
+
+#[test]
+fn kernel_mode_runs_at_cpl0() {
+    let code = asm(|a| {
+        a.mov(rax, cr0).unwrap();
+        a.hlt().unwrap();
+    });
+    let mut s = Snippet::new(code);
+    s.mode = tandem::harness::SnippetMode::Kernel64;
+    let Some(r) = run("kernel_mode_runs_at_cpl0", &s) else {
+        return;
+    };
+    assert_eq!(r.end, SnippetEnd::Halted);
+    assert_eq!(r.state.cpl(), 0);
+    assert_ne!(r.state.gpr[reg::RAX] & 1, 0);
+}
+
+#[test]
+fn bad_snippets_are_errors_not_panics() {
+    let bad = [
+        Snippet::new(vec![0x90]).with_memory(0x1000, vec![0]),
+        Snippet::new(vec![0x90]).with_memory(u64::MAX - 1, vec![0; 4]),
+        Snippet::new(vec![0x90]).with_memory(CODE_ADDR, vec![0]),
+        Snippet {
+            initial: tandem::harness::SnippetRegs {
+                rflags: 0x3000,
+                ..Default::default()
+            },
+            ..Snippet::new(vec![0x90])
+        },
+    ];
+    for s in &bad {
+        assert!(matches!(
+            run_snippet(AccelKind::Kvm, s),
+            Err(tandem::harness::HarnessError::BadSnippet(_))
+        ));
+    }
+}
+
+#[test]
+fn one_harness_runs_many_snippets() {
+    if let Err(why) = kvm_usable() {
+        skipped("one_harness_runs_many_snippets", &why);
+        return;
+    }
+    let mut h = Harness::new(AccelKind::Kvm).unwrap();
+    let code = asm(|a| a.add(rax, rbx).unwrap());
+    let runs = 200u64;
+    let start = std::time::Instant::now();
+    for i in 0..runs {
+        let s = Snippet::new(code.clone())
+            .with_gpr(reg::RAX, i)
+            .with_gpr(reg::RBX, 1);
+        let r = h.run(&s).unwrap();
+        assert_eq!(r.state.gpr[reg::RAX], i + 1);
+    }
+    let reused = start.elapsed();
+    let start = std::time::Instant::now();
+    for _ in 0..20 {
+        run_snippet(AccelKind::Kvm, &Snippet::new(code.clone())).unwrap();
+    }
+    let fresh = start.elapsed();
+    println!(
+        "harness: {:.0} snippets/s on one Harness, {:.0} snippets/s with run_snippet",
+        runs as f64 / reused.as_secs_f64(),
+        20.0 / fresh.as_secs_f64()
+    );
+}
+
+#[test]
+fn cli_exec_prints_registers() {
+    if let Err(why) = kvm_usable() {
+        skipped("cli_exec_prints_registers", &why);
+        return;
+    }
+    let out = tandem(
+        &[
+            "exec",
+            "--code",
+            "48 01 d8",
+            "--reg",
+            "rax=0xffffffffffffffff",
+            "--reg",
+            "rbx=1",
+        ],
+        b"",
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(text.contains("end: completed"), "{text}");
+    assert!(
+        text.contains("rax=0000000000000000 rbx=0000000000000001"),
+        "{text}"
+    );
+    assert!(text.contains("CF=1 PF=1 AF=1 ZF=1 SF=0"), "{text}");
+    let out = tandem(&["exec", "--code", "0f0b", "--accel", "both"], b"");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(text.contains("engine: kvm"), "{text}");
+    assert!(text.contains("#UD (vector 6)"), "{text}");
+    assert!(text.contains("differences"), "{text}");
+}
+
+#[test]
+fn cli_exec_errors_name_the_culprit() {
+    for (args, needle) in [
+        (&["exec", "--code", "4801d"][..], "--code"),
+        (&["exec", "--code", "90", "--reg", "rqx=1"][..], "rqx"),
+        (&["exec", "--code", "90", "--reg", "rip=1"][..], "rip"),
+        (
+            &["exec", "--file", "/nonexistent/snippet.bin"][..],
+            "/nonexistent/snippet.bin",
+        ),
+        (
+            &["exec", "--code", "90", "--accel", "tcg"][..],
+            "not built yet",
+        ),
+    ] {
+        let out = tandem(args, b"");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
