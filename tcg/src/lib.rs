@@ -13,9 +13,12 @@
 pub mod builder;
 pub mod helper;
 pub mod interp;
+pub mod jit;
+pub mod probe;
 pub mod width;
 
 pub use builder::{Builder, Cond};
 pub use helper::{Helper, HelperFn};
 pub use interp::{Interp, InterpEnv, InterpTrap};
+pub use probe::Probe;
 pub use width::Width;

@@ -1,0 +1,63 @@
+//! Tier 1: the Cranelift implementation of the [`Builder`](crate::Builder), and the compiler
+//! that turns one block of guest semantics into host code.
+//!
+//! ABI (see [`JitAbi`]): a compiled block is `extern "C" fn(ctx) -> exit code`. Guest state is
+//! read and written in the context block at fixed offsets; guest memory goes through the
+//! engine's load/store helpers; a fault or `raise` stores the trap record and the faulting
+//! instruction's PC into the context and returns [`EXIT_TRAP`].
+//!
+//! Known warts (first version): every guest register access is a context load/store (no SSA
+//! caching across instructions yet), memory always goes through the helpers (no inline TLB
+//! probe yet), and blocks return to the dispatcher (no chaining yet). DESIGN.md lists each as
+//! the next step; the measured speed is in the issue note.
+
+mod code_buffer;
+mod compiler;
+mod emitter;
+
+pub use code_buffer::CodeBuffer;
+pub use compiler::{CompiledBlock, Compiler, CompilerStats};
+pub use emitter::JitBuilder;
+
+/// Guest memory load helper: `(ctx, linear address, size in bytes) -> value`. On a fault it
+/// stores the trap record in the context and returns 0.
+pub type MemLoadFn = extern "C" fn(ctx: *mut u8, addr: u64, size: u64) -> u64;
+/// Guest memory store helper: `(ctx, linear address, size, value)`; faults as for loads.
+pub type MemStoreFn = extern "C" fn(ctx: *mut u8, addr: u64, size: u64, value: u64);
+
+/// A block ran to its end; the PC in the context is where to continue.
+pub const EXIT_NORMAL: u64 = 0;
+/// A guest exception: the trap record and the faulting instruction's PC are in the context.
+pub const EXIT_TRAP: u64 = 1;
+
+/// What compiled code needs to know about the guest's context block and the engine.
+#[derive(Clone, Copy)]
+pub struct JitAbi {
+    /// Where the guest PC lives (stored on trap exits).
+    pub pc_offset: i32,
+    /// The trap record's vector field: 0 none, else vector + 1 (shared with helpers).
+    pub trap_vector_offset: i32,
+    /// The trap record's error code field (u64::MAX for none).
+    pub trap_error_offset: i32,
+    /// Guest loads.
+    pub load: MemLoadFn,
+    /// Guest stores.
+    pub store: MemStoreFn,
+}
+
+/// Compiler failures (none of them is the guest's doing).
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The host ISA is not supported by Cranelift.
+    #[error("host ISA unsupported: {0}")]
+    Isa(String),
+    /// Cranelift rejected a setting or the function.
+    #[error("cranelift: {0}")]
+    Codegen(String),
+    /// Executable memory could not be mapped.
+    #[error("cannot map code memory: {0}")]
+    CodeMemory(std::io::Error),
+    /// The code region is full: flush and retry.
+    #[error("code buffer full")]
+    Full,
+}

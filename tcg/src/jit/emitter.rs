@@ -1,0 +1,304 @@
+//! The [`Builder`] that emits Cranelift IR: one guest block becomes one Cranelift function.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, SigRef, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+use crate::builder::{Builder, Cond};
+use crate::helper::Helper;
+use crate::jit::{JitAbi, EXIT_TRAP};
+use crate::width::Width;
+
+/// A trap path was emitted; the instruction's remaining code is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited;
+
+/// Emits IR for the semantics run over it.
+pub struct JitBuilder<'a> {
+    pub(crate) fb: FunctionBuilder<'a>,
+    pub(crate) ctx: Value,
+    pub(crate) abi: JitAbi,
+    pub(crate) sig_helper: SigRef,
+    pub(crate) sig_load: SigRef,
+    pub(crate) sig_store: SigRef,
+    /// PC of the instruction being emitted (stored on its trap paths).
+    pc: u64,
+}
+
+fn ty(w: Width) -> Type {
+    match w {
+        Width::W8 => types::I8,
+        Width::W16 => types::I16,
+        Width::W32 => types::I32,
+        Width::W64 => types::I64,
+    }
+}
+
+fn cc(c: Cond) -> IntCC {
+    match c {
+        Cond::Eq => IntCC::Equal,
+        Cond::Ne => IntCC::NotEqual,
+        Cond::Ult => IntCC::UnsignedLessThan,
+        Cond::Ule => IntCC::UnsignedLessThanOrEqual,
+        Cond::Ugt => IntCC::UnsignedGreaterThan,
+        Cond::Uge => IntCC::UnsignedGreaterThanOrEqual,
+        Cond::Slt => IntCC::SignedLessThan,
+        Cond::Sle => IntCC::SignedLessThanOrEqual,
+        Cond::Sgt => IntCC::SignedGreaterThan,
+        Cond::Sge => IntCC::SignedGreaterThanOrEqual,
+    }
+}
+
+fn state_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl<'a> JitBuilder<'a> {
+    pub(crate) fn new(
+        fb: FunctionBuilder<'a>,
+        ctx: Value,
+        abi: JitAbi,
+        sigs: (SigRef, SigRef, SigRef),
+    ) -> Self {
+        Self {
+            fb,
+            ctx,
+            abi,
+            sig_helper: sigs.0,
+            sig_load: sigs.1,
+            sig_store: sigs.2,
+            pc: 0,
+        }
+    }
+
+    /// Starts the instruction at `pc` (stored if it traps).
+    pub fn begin_insn(&mut self, pc: u64) {
+        self.pc = pc;
+    }
+
+    fn iconst(&mut self, v: u64) -> Value {
+        self.fb.ins().iconst(types::I64, v as i64)
+    }
+
+    /// Stores the current PC and returns `code` from the function, then continues in a fresh
+    /// (unreachable) block so later emission stays well-formed.
+    fn exit_with(&mut self, code: u64, store_pc: bool) {
+        if store_pc {
+            let pc = self.iconst(self.pc);
+            let (ctx, off) = (self.ctx, self.abi.pc_offset);
+            self.fb.ins().store(state_flags(), pc, ctx, off);
+        }
+        let c = self.iconst(code);
+        self.fb.ins().return_(&[c]);
+        let dead = self.fb.create_block();
+        self.fb.switch_to_block(dead);
+        self.fb.seal_block(dead);
+    }
+
+    /// After a helper: leave through the trap path if it recorded an exception.
+    fn check_trap(&mut self) {
+        let (ctx, off) = (self.ctx, self.abi.trap_vector_offset);
+        let v = self.fb.ins().load(types::I64, state_flags(), ctx, off);
+        let trap = self.fb.create_block();
+        let cont = self.fb.create_block();
+        self.fb.ins().brif(v, trap, &[], cont, &[]);
+        self.fb.seal_block(trap);
+        self.fb.seal_block(cont);
+        self.fb.switch_to_block(trap);
+        let pc = self.iconst(self.pc);
+        let (ctx, off) = (self.ctx, self.abi.pc_offset);
+        self.fb.ins().store(state_flags(), pc, ctx, off);
+        let c = self.iconst(EXIT_TRAP);
+        self.fb.ins().return_(&[c]);
+        self.fb.switch_to_block(cont);
+    }
+
+    /// Ends the function: returns `code` (the PC was stored by the caller).
+    pub fn finish(&mut self, code: u64) {
+        let c = self.iconst(code);
+        self.fb.ins().return_(&[c]);
+    }
+}
+
+impl Builder for JitBuilder<'_> {
+    type Value = Value;
+    type Trap = Exited;
+
+    fn imm(&mut self, v: u64) -> Value {
+        self.iconst(v)
+    }
+    fn add(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().iadd(a, b)
+    }
+    fn sub(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().isub(a, b)
+    }
+    fn mul(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().imul(a, b)
+    }
+    fn umulh(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().umulhi(a, b)
+    }
+    fn smulh(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().smulhi(a, b)
+    }
+    fn and(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().band(a, b)
+    }
+    fn or(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().bor(a, b)
+    }
+    fn xor(&mut self, a: Value, b: Value) -> Value {
+        self.fb.ins().bxor(a, b)
+    }
+    fn not(&mut self, a: Value) -> Value {
+        self.fb.ins().bnot(a)
+    }
+    fn neg(&mut self, a: Value) -> Value {
+        self.fb.ins().ineg(a)
+    }
+    // Cranelift takes shift and rotate amounts modulo the type width, as the trait specifies.
+    fn shl(&mut self, a: Value, n: Value) -> Value {
+        self.fb.ins().ishl(a, n)
+    }
+    fn lshr(&mut self, a: Value, n: Value) -> Value {
+        self.fb.ins().ushr(a, n)
+    }
+    fn ashr(&mut self, a: Value, n: Value) -> Value {
+        self.fb.ins().sshr(a, n)
+    }
+    fn rotl(&mut self, a: Value, n: Value) -> Value {
+        self.fb.ins().rotl(a, n)
+    }
+    fn rotr(&mut self, a: Value, n: Value) -> Value {
+        self.fb.ins().rotr(a, n)
+    }
+    fn popcnt(&mut self, a: Value) -> Value {
+        self.fb.ins().popcnt(a)
+    }
+    fn clz(&mut self, a: Value) -> Value {
+        self.fb.ins().clz(a)
+    }
+    fn ctz(&mut self, a: Value) -> Value {
+        self.fb.ins().ctz(a)
+    }
+    fn bswap(&mut self, a: Value) -> Value {
+        self.fb.ins().bswap(a)
+    }
+    fn icmp(&mut self, cond: Cond, a: Value, b: Value) -> Value {
+        let c = self.fb.ins().icmp(cc(cond), a, b);
+        self.fb.ins().uextend(types::I64, c)
+    }
+    fn select(&mut self, c: Value, a: Value, b: Value) -> Value {
+        self.fb.ins().select(c, a, b)
+    }
+    fn zext(&mut self, a: Value, w: Width) -> Value {
+        if w == Width::W64 {
+            a
+        } else {
+            self.fb.ins().band_imm_s(a, w.mask() as i64)
+        }
+    }
+    fn sext(&mut self, a: Value, w: Width) -> Value {
+        if w == Width::W64 {
+            return a;
+        }
+        let n = self.fb.ins().ireduce(ty(w), a);
+        self.fb.ins().sextend(types::I64, n)
+    }
+
+    fn load_state(&mut self, offset: usize, w: Width) -> Value {
+        let ctx = self.ctx;
+        let v = self
+            .fb
+            .ins()
+            .load(ty(w), state_flags(), ctx, offset as i32);
+        if w == Width::W64 {
+            v
+        } else {
+            self.fb.ins().uextend(types::I64, v)
+        }
+    }
+
+    fn store_state(&mut self, offset: usize, w: Width, v: Value) {
+        let v = if w == Width::W64 {
+            v
+        } else {
+            self.fb.ins().ireduce(ty(w), v)
+        };
+        let ctx = self.ctx;
+        self.fb.ins().store(state_flags(), v, ctx, offset as i32);
+    }
+
+    fn load(&mut self, addr: Value, w: Width) -> Result<Value, Exited> {
+        let f = self.iconst(self.abi.load as usize as u64);
+        let size = self.iconst(w.bytes() as u64);
+        let ctx = self.ctx;
+        let call = self
+            .fb
+            .ins()
+            .call_indirect(self.sig_load, f, &[ctx, addr, size]);
+        let v = self.fb.inst_results(call)[0];
+        self.check_trap();
+        Ok(v)
+    }
+
+    fn store(&mut self, addr: Value, w: Width, v: Value) -> Result<(), Exited> {
+        let f = self.iconst(self.abi.store as usize as u64);
+        let size = self.iconst(w.bytes() as u64);
+        let ctx = self.ctx;
+        self.fb
+            .ins()
+            .call_indirect(self.sig_store, f, &[ctx, addr, size, v]);
+        self.check_trap();
+        Ok(())
+    }
+
+    fn call(&mut self, helper: &Helper, args: &[Value]) -> Result<Value, Exited> {
+        let f = self.iconst(helper.func as usize as u64);
+        let zero = self.iconst(0);
+        let a = |i: usize| args.get(i).copied().unwrap_or(zero);
+        let ctx = self.ctx;
+        let call =
+            self.fb
+                .ins()
+                .call_indirect(self.sig_helper, f, &[ctx, a(0), a(1), a(2), a(3)]);
+        let v = self.fb.inst_results(call)[0];
+        if helper.may_raise {
+            self.check_trap();
+        }
+        Ok(v)
+    }
+
+    fn raise(&mut self, vector: u8, error_code: Option<Value>) -> Exited {
+        let vec = self.iconst(u64::from(vector) + 1);
+        let code = match error_code {
+            Some(v) => v,
+            None => self.iconst(u64::MAX),
+        };
+        let ctx = self.ctx;
+        let (vo, eo) = (self.abi.trap_vector_offset, self.abi.trap_error_offset);
+        self.fb.ins().store(state_flags(), vec, ctx, vo);
+        self.fb.ins().store(state_flags(), code, ctx, eo);
+        self.exit_with(EXIT_TRAP, true);
+        Exited
+    }
+
+    fn if_then(
+        &mut self,
+        c: Value,
+        then: impl FnOnce(&mut Self) -> Result<(), Exited>,
+    ) -> Result<(), Exited> {
+        let then_b = self.fb.create_block();
+        let merge = self.fb.create_block();
+        self.fb.ins().brif(c, then_b, &[], merge, &[]);
+        self.fb.seal_block(then_b);
+        self.fb.switch_to_block(then_b);
+        // A raise inside leaves us in an unreachable block: joining it to `merge` is harmless.
+        let _ = then(self);
+        self.fb.ins().jump(merge, &[]);
+        self.fb.seal_block(merge);
+        self.fb.switch_to_block(merge);
+        Ok(())
+    }
+}
