@@ -61,6 +61,9 @@ struct Args {
     /// CPU mode at a flat binary's entry: real, protected or long (default long).
     #[arg(long = "entry-mode", value_name = "MODE", requires = "flat_addr")]
     entry_mode: Option<String>,
+    /// Log items, as QEMU's -d (supported: unimp, instructions the JIT lacks).
+    #[arg(short = 'd', value_name = "ITEM[,...]")]
+    log: Option<String>,
 }
 
 /// Single-dash spellings accepted for long options.
@@ -117,6 +120,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "entry-mode",
     "m",
     "M",
+    "d",
 ];
 
 /// Rewrites QEMU-style `-option` words into `--option`; a single-dash word that is no option
@@ -196,22 +200,62 @@ fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
-fn parse_accel(spec: &str) -> Result<Option<AccelKind>, CliError> {
+fn parse_accel(spec: &str) -> Result<Option<(AccelKind, tandem_accel::TcgConfig)>, CliError> {
     let mut parts = spec.split(',');
     let name = parts.next().unwrap_or("");
-    if let Some(prop) = parts.next() {
-        return Err(CliError(format!(
-            "-accel: unsupported property '{prop}' for '{name}'"
-        )));
+    let kind = match name {
+        "help" => return Ok(None),
+        "kvm" => AccelKind::Kvm,
+        "tcg" => AccelKind::Tcg,
+        other => {
+            return Err(CliError(format!(
+                "-accel: unknown accelerator '{other}' (try -accel help)"
+            )))
+        }
+    };
+    let mut tcg = tandem_accel::TcgConfig::default();
+    for prop in parts {
+        match (kind, prop.split_once('=')) {
+            (AccelKind::Tcg, Some(("tier", v))) => {
+                tcg.tier = match v {
+                    "auto" => tandem_accel::Tier::Auto,
+                    "interp" => tandem_accel::Tier::Interp,
+                    "jit" => tandem_accel::Tier::Jit,
+                    _ => {
+                        return Err(CliError(format!(
+                            "-accel tcg: invalid tier '{v}' (auto, interp or jit)"
+                        )))
+                    }
+                }
+            }
+            _ => {
+                return Err(CliError(format!(
+                    "-accel: unsupported property '{prop}' for '{name}'"
+                )))
+            }
+        }
     }
-    match name {
-        "help" => Ok(None),
-        "kvm" => Ok(Some(AccelKind::Kvm)),
-        "tcg" => Ok(Some(AccelKind::Tcg)),
-        other => Err(CliError(format!(
-            "-accel: unknown accelerator '{other}' (try -accel help)"
-        ))),
+    Ok(Some((kind, tcg)))
+}
+
+/// `-d` items: QEMU's log item names; those not implemented yet are refused by name.
+fn parse_log_items(spec: &str, tcg: &mut tandem_accel::TcgConfig) -> Result<(), CliError> {
+    for item in spec.split(',') {
+        match item {
+            "unimp" => tcg.log_unimplemented = true,
+            "in_asm" | "op" | "out_asm" | "cpu" | "exec" | "int" => {
+                return Err(CliError(format!(
+                    "-d: log item '{item}' is not supported yet (supported: unimp)"
+                )))
+            }
+            other => {
+                return Err(CliError(format!(
+                    "-d: unknown log item '{other}' (supported: unimp)"
+                )))
+            }
+        }
     }
+    Ok(())
 }
 
 /// `-machine` result: Some(kernel_irqchip) or None for `help`.
@@ -293,11 +337,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         }
     };
     let mut accel = AccelKind::Kvm;
+    let mut tcg = tandem_accel::TcgConfig::default();
     if let Some(spec) = &args.accel {
         match parse_accel(spec)? {
-            Some(kind) => accel = kind,
+            Some((kind, options)) => {
+                accel = kind;
+                tcg = options;
+            }
             None => return Ok(Command::Print(accel_help())),
         }
+    }
+    if let Some(items) = &args.log {
+        parse_log_items(items, &mut tcg)?;
     }
     if args.enable_kvm {
         if args.accel.is_some() && accel != AccelKind::Kvm {
@@ -326,6 +377,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     };
     let mut config = MachineConfig::new(accel, kernel);
     config.kernel_irqchip = kernel_irqchip;
+    config.tcg = tcg;
     if let Some(m) = &args.memory {
         config.ram_size = parse_size(m)?;
         if config.ram_size == 0 {

@@ -57,6 +57,8 @@ pub struct MachineConfig {
     pub kernel_irqchip: bool,
     /// Load the kernel as a flat binary.
     pub flat: Option<FlatSpec>,
+    /// JIT engine options (`-accel tcg,tier=...`, `-d unimp`).
+    pub tcg: tandem_accel::TcgConfig,
 }
 
 impl MachineConfig {
@@ -73,6 +75,7 @@ impl MachineConfig {
             no_reboot: false,
             kernel_irqchip: true,
             flat: None,
+            tcg: tandem_accel::TcgConfig::default(),
         }
     }
 }

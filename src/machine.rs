@@ -3,9 +3,7 @@
 use std::fs::OpenOptions;
 use std::sync::Arc;
 
-use tandem_accel::{
-    AccelError, Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, Vcpu,
-};
+use tandem_accel::{Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, Vcpu};
 use tandem_hw::loader::{load_kernel, BootMemory, LoadedKernel};
 use tandem_hw::pc::{Pc, PcConfig, SerialOutput};
 use tandem_softmmu::{IrqForwarder, IrqSink};
@@ -24,6 +22,11 @@ pub fn create_accelerator(
         AccelKind::Kvm => Ok(Box::new(tandem_accel::kvm::KvmAccelerator::new(config)?)),
         #[cfg(not(feature = "kvm"))]
         AccelKind::Kvm => Err(AccelError::NotBuilt("kvm".into()).into()),
+        #[cfg(feature = "tcg")]
+        AccelKind::Tcg => Ok(Box::new(tandem_accel::tcg::TcgAccelerator::new(
+            config.tcg,
+        )?)),
+        #[cfg(not(feature = "tcg"))]
         AccelKind::Tcg => {
             let _ = config;
             Err(AccelError::NotBuilt("tcg".into()).into())
@@ -92,6 +95,7 @@ impl Machine {
             config.accel,
             AcceleratorConfig {
                 kernel_irqchip: engine_irqchip,
+                tcg: config.tcg,
             },
         )?;
         if engine_irqchip {

@@ -56,8 +56,20 @@ fn on_every_engine(
     stdin: &[u8],
     want: Expect,
 ) -> Vec<(String, std::process::Output)> {
+    on_engines(engines(test), test, image, extra, stdin, want)
+}
+
+/// As [`on_every_engine`], on the given engines.
+fn on_engines(
+    list: Vec<Engine>,
+    test: &str,
+    image: &[u8],
+    extra: &[&str],
+    stdin: &[u8],
+    want: Expect,
+) -> Vec<(String, std::process::Output)> {
     let mut outs = Vec::new();
-    for engine in engines(test) {
+    for engine in list {
         let out = run_kernel(test, &engine, image, extra, stdin);
         let ctx = format!("[{} {}] stderr: {}", test, engine.name, stderr(&out));
         assert_eq!(stdout(&out), want.stdout, "{ctx}");
@@ -423,7 +435,8 @@ fn kvm_internal_error_ends_the_run_with_a_register_dump() {
         exit(a, 1);
     });
     let image = elf64(&code, LOAD64);
-    let runs = on_every_engine(
+    let runs = on_engines(
+        kvm_engines("kvm_internal_error_ends_the_run_with_a_register_dump"),
         "kvm_internal_error_ends_the_run_with_a_register_dump",
         &image,
         &[],

@@ -44,6 +44,29 @@ pub struct MachineBus {
 pub struct AcceleratorConfig {
     /// Use the engine's own interrupt controllers and PIT (`kernel-irqchip=on`, the default).
     pub kernel_irqchip: bool,
+    /// JIT engine options.
+    pub tcg: TcgConfig,
+}
+
+/// Which tier runs guest code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tier {
+    /// Interpret cold blocks and compile hot ones.
+    #[default]
+    Auto,
+    /// Interpret only.
+    Interp,
+    /// Compile every block at its first run.
+    Jit,
+}
+
+/// `-accel tcg,...` options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcgConfig {
+    /// The tier.
+    pub tier: Tier,
+    /// Print each instruction that has no semantics when it is met (`-d unimp`).
+    pub log_unimplemented: bool,
 }
 
 /// Why [`Vcpu::run`] returned.
@@ -109,8 +132,8 @@ pub fn available_accelerators() -> Vec<(&'static str, bool, &'static str)> {
         ),
         (
             "tcg",
-            false,
-            "dynamic binary translator (not built yet: the JIT engine is the next milestone)",
+            cfg!(feature = "tcg"),
+            "dynamic binary translator (tier=auto|interp|jit)",
         ),
     ]
 }

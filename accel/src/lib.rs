@@ -11,9 +11,11 @@ pub mod accelerator;
 pub mod error;
 #[cfg(feature = "kvm")]
 pub mod kvm;
+#[cfg(feature = "tcg")]
+pub mod tcg;
 
 pub use accelerator::{
-    available_accelerators, Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, Vcpu,
-    VcpuExit,
+    available_accelerators, Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus,
+    TcgConfig, Tier, Vcpu, VcpuExit,
 };
 pub use error::AccelError;

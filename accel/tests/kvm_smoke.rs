@@ -65,6 +65,7 @@ fn protected_mode_guest_does_port_io_and_halts() {
     };
     let mut accel = KvmAccelerator::new(AcceleratorConfig {
         kernel_irqchip: false,
+        ..Default::default()
     })
     .unwrap();
     accel.attach(&bus).unwrap();

@@ -150,8 +150,7 @@ fn run_on(kind: AccelKind, snippet: &Snippet) -> Result<SnippetResult, CliError>
         harness::HarnessError::Machine(crate::Error::Accel(
             tandem_accel::AccelError::NotBuilt(name),
         )) => CliError(format!(
-            "exec --accel {name}: the {name} engine is not built yet (the JIT is the next \
-             milestone); use --accel kvm"
+            "exec --accel {name}: the {name} engine is not built into this binary"
         )),
         e => CliError(format!("exec --accel {}: {e}", kind.name())),
     })
@@ -175,7 +174,9 @@ pub fn run(req: &ExecRequest) -> Result<String, CliError> {
             for (name, built, _) in tandem_accel::available_accelerators() {
                 let Some(kind) = kind_of(name) else { continue };
                 if !built {
-                    out.push_str(&format!("engine: {name}: not built yet, skipped\n"));
+                    out.push_str(&format!(
+                        "engine: {name}: not built into this binary, skipped\n"
+                    ));
                     continue;
                 }
                 let r = run_on(kind, &req.snippet)?;

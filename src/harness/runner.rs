@@ -82,6 +82,7 @@ impl Harness {
             kind,
             AcceleratorConfig {
                 kernel_irqchip: false,
+                ..Default::default()
             },
         )?;
         accel.attach(&bus)?;

@@ -30,6 +30,16 @@ pub struct X86Context {
     pub helper_vector: u64,
     /// Its error code, or u64::MAX for none.
     pub helper_error: u64,
+    /// The engine's per-vCPU data, for helpers that reach beyond the context (guest memory):
+    /// an address the engine sets before running compiled code; 0 otherwise.
+    pub engine: u64,
+    /// IA32_MTRR_DEF_TYPE (MSR 0x2ff); kept here, not in `CpuState`, because only the JIT's
+    /// RDMSR/WRMSR model needs it (KVM keeps its own). Memory types have no effect on emulation.
+    pub mtrr_def_type: u64,
+    /// The 11 fixed-range MTRRs, in MSR order: 0x250, 0x258, 0x259, 0x268..=0x26f.
+    pub mtrr_fixed: [u64; 11],
+    /// The variable-range MTRRs: PHYSBASEn at 2n, PHYSMASKn at 2n + 1 (MSRs 0x200..=0x20f).
+    pub mtrr_var: [u64; 16],
 }
 
 /// Byte offset of general register `i` (encoding order).
@@ -49,6 +59,10 @@ pub const CC_DST: usize = offset_of!(X86Context, cc_dst);
 pub const CC_SRC: usize = offset_of!(X86Context, cc_src);
 /// Byte offset of `cc_src2`.
 pub const CC_SRC2: usize = offset_of!(X86Context, cc_src2);
+/// Byte offset of the helper trap record's vector.
+pub const HELPER_VECTOR: usize = offset_of!(X86Context, helper_vector);
+/// Byte offset of the helper trap record's error code.
+pub const HELPER_ERROR: usize = offset_of!(X86Context, helper_error);
 
 /// Byte offset of segment `i`'s base (encoding order: es, cs, ss, ds, fs, gs).
 pub const fn seg_base_offset(i: usize) -> usize {
@@ -68,6 +82,10 @@ impl X86Context {
             cc_src2: 0,
             helper_vector: 0,
             helper_error: u64::MAX,
+            engine: 0,
+            mtrr_def_type: 0,
+            mtrr_fixed: [0; 11],
+            mtrr_var: [0; 16],
         }
     }
 

@@ -109,6 +109,50 @@ impl CpuidTable {
     }
 }
 
+/// The CPUID table of what the JIT implements today: it advertises exactly that, and grows
+/// with the instruction set (x87/SSE/POPCNT and the x86-64-v2 set come with the Linux boot).
+pub fn jit_table() -> CpuidTable {
+    let word = |s: &[u8; 12], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let vendor = HYPERVISOR_SIGNATURE;
+    let edx1 = (1 << 3) // PSE
+        | (1 << 4) // TSC
+        | (1 << 5) // MSR
+        | (1 << 6) // PAE
+        | (1 << 8) // CX8
+        | (1 << 13) // PGE
+        | (1 << 15); // CMOV
+    let entries = vec![
+        CpuidEntry {
+            function: 0,
+            eax: 1,
+            ebx: word(vendor, 0),
+            edx: word(vendor, 4),
+            ecx: word(vendor, 8),
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 1,
+            // Family 6, model 6, stepping 3 (QEMU's qemu64 signature); CLFLUSH line 64 bytes.
+            eax: 0x0000_0663,
+            ebx: 8 << 8,
+            ecx: 0,
+            edx: edx1,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x8000_0000,
+            eax: 0x8000_0001,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x8000_0001,
+            edx: (1 << 11) | (1 << 20) | (1 << 29), // SYSCALL, NX, LM
+            ..Default::default()
+        },
+    ];
+    CpuidTable { entries }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +194,17 @@ mod tests {
         assert!(t.lookup(0x4000_0001, 0).is_none());
         let sig = t.lookup(0x4000_0000, 0).unwrap();
         assert_eq!(&sig.ebx.to_le_bytes(), b"Tand");
+    }
+
+    #[test]
+    fn jit_table_advertises_long_mode_and_no_sse_yet() {
+        let t = jit_table();
+        assert_ne!(t.lookup(0x8000_0001, 0).unwrap().edx & (1 << 29), 0);
+        assert_eq!(
+            t.lookup(1, 0).unwrap().edx & (1 << 25),
+            0,
+            "no SSE until it is implemented"
+        );
     }
 
     #[test]

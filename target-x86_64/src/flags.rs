@@ -52,6 +52,14 @@ pub enum CcKind {
     Sar = 10,
     /// mul/imul: src != 0 means CF = OF = 1.
     Mul = 11,
+    /// lzcnt/tzcnt: CF = (src == 0), ZF from the result, OF = AF = 0; SF and PF (undefined)
+    /// follow the result.
+    Cnt = 12,
+    /// popcnt: every arithmetic flag clear except ZF = (src == 0).
+    Popcnt = 13,
+    /// shrd by a non-zero count: src = the value shifted by count - 1 (CF is its bit 0),
+    /// src2 = the original destination (OF = its sign XOR the result's).
+    Shrd = 14,
 }
 
 /// `cc_op` value for "flags are in RFLAGS".
@@ -90,6 +98,9 @@ fn decode(op: u64) -> Option<(CcKind, Width)> {
         9 => CcKind::Shr,
         10 => CcKind::Sar,
         11 => CcKind::Mul,
+        12 => CcKind::Cnt,
+        13 => CcKind::Popcnt,
+        14 => CcKind::Shrd,
         _ => return None,
     };
     Some((kind, w))
@@ -101,6 +112,43 @@ pub fn undefined_flags(kind: CcKind) -> u64 {
         CcKind::Logic => bit::AF,
         CcKind::Shl | CcKind::Shr | CcKind::Sar => bit::AF,
         CcKind::Mul => bit::SF | bit::ZF | bit::AF | bit::PF,
+        CcKind::Cnt => bit::OF | bit::SF | bit::PF | bit::AF,
+        CcKind::Shrd => bit::AF,
+        _ => 0,
+    }
+}
+
+/// The flags the SDM leaves undefined after instruction `m` at operand width `w`, for the
+/// differential tests to mask. `count` is the shift or rotate count after masking to 5 bits
+/// (6 for 64-bit operands); other instructions ignore it.
+///
+/// What this model produces for each undefined flag is documented at the instruction's
+/// semantics (`semantics::shift`, `shift_double`, `muldiv`, `bits`); the masks are the SDM's.
+pub fn undefined_flags_of(m: iced_x86::Mnemonic, w: Width, count: u64) -> u64 {
+    use iced_x86::Mnemonic as M;
+    let bits = u64::from(w.bits());
+    match m {
+        M::And | M::Or | M::Xor | M::Test => bit::AF,
+        // A zero count changes nothing; OF is defined only for count 1; CF is undefined for
+        // SHL/SHR once everything has been shifted out (count >= width, 8/16-bit forms).
+        M::Shl | M::Sal | M::Shr | M::Sar => match count {
+            0 => 0,
+            1 => bit::AF,
+            c if c >= bits && m != M::Sar => bit::AF | bit::OF | bit::CF,
+            _ => bit::AF | bit::OF,
+        },
+        M::Rol | M::Ror | M::Rcl | M::Rcr if count > 1 => bit::OF,
+        M::Shld | M::Shrd => match count {
+            0 => 0,
+            1 => bit::AF,
+            c if c > bits => bit::ARITH,
+            _ => bit::AF | bit::OF,
+        },
+        M::Mul | M::Imul => bit::SF | bit::ZF | bit::AF | bit::PF,
+        M::Div | M::Idiv => bit::ARITH,
+        M::Bt | M::Bts | M::Btr | M::Btc => bit::OF | bit::SF | bit::AF | bit::PF,
+        M::Bsf | M::Bsr => bit::CF | bit::OF | bit::SF | bit::AF | bit::PF,
+        M::Lzcnt | M::Tzcnt => bit::OF | bit::SF | bit::PF | bit::AF,
         _ => 0,
     }
 }
@@ -159,6 +207,17 @@ pub fn eflags_from_cc(op: u64, dst: u64, src: u64, src2: u64, rflags: u64) -> u6
         CcKind::Mul => {
             cf = src != 0;
             of = cf;
+        }
+        CcKind::Cnt => {
+            cf = a == 0;
+        }
+        CcKind::Popcnt => {
+            let zf = if res == 0 { bit::ZF } else { 0 };
+            return (rflags & !bit::ARITH) | zf;
+        }
+        CcKind::Shrd => {
+            cf = a & 1 != 0;
+            of = (b ^ res) & sign != 0;
         }
     }
     let mut f = rflags & !bit::ARITH;
@@ -263,5 +322,45 @@ mod tests {
             bit::CF | bit::OF
         );
         assert_eq!(eflags_from_cc(CC_EFLAGS, 1, 2, 3, 0x8d7), 0x8d7);
+    }
+
+    #[test]
+    fn bit_counts_and_double_shifts() {
+        // lzcnt of 0 (16-bit): result 16, CF = 1, ZF = 0.
+        assert_eq!(flags(CcKind::Cnt, Width::W16, 16, 0, 0) & bit::CF, bit::CF);
+        // tzcnt of 1: result 0, ZF = 1, CF = 0.
+        assert_eq!(
+            flags(CcKind::Cnt, Width::W32, 0, 1, 0) & (bit::CF | bit::ZF),
+            bit::ZF
+        );
+        // popcnt clears everything but ZF, even with odd parity or a carry before.
+        let f = eflags_from_cc(cc_op(CcKind::Popcnt, Width::W64), 0, 0, 0, bit::CF | 2);
+        assert_eq!(f & bit::ARITH, bit::ZF);
+        assert_eq!(flags(CcKind::Popcnt, Width::W64, 3, 0x11, 0), 0);
+        // shrd 0x80 by 1 with a 1 shifted in: 0xc0; OF = 1 ^ 1 = 0, CF = 0.
+        assert_eq!(
+            flags(CcKind::Shrd, Width::W8, 0xc0, 0x80, 0x80) & (bit::CF | bit::OF),
+            0
+        );
+        // shrd 0x01 by 1 with a 1 shifted in: 0x80; CF = 1, OF = 0 ^ 1 = 1.
+        assert_eq!(
+            flags(CcKind::Shrd, Width::W8, 0x80, 0x01, 0x01) & (bit::CF | bit::OF),
+            bit::CF | bit::OF
+        );
+    }
+
+    #[test]
+    fn undefined_flags_follow_the_count() {
+        use iced_x86::Mnemonic as M;
+        assert_eq!(undefined_flags_of(M::Shl, Width::W32, 0), 0);
+        assert_eq!(undefined_flags_of(M::Shl, Width::W32, 1), bit::AF);
+        assert_eq!(undefined_flags_of(M::Sar, Width::W8, 9), bit::AF | bit::OF);
+        assert_eq!(
+            undefined_flags_of(M::Shr, Width::W8, 9),
+            bit::AF | bit::OF | bit::CF
+        );
+        assert_eq!(undefined_flags_of(M::Shld, Width::W16, 17), bit::ARITH);
+        assert_eq!(undefined_flags_of(M::Rcl, Width::W64, 1), 0);
+        assert_eq!(undefined_flags_of(M::Div, Width::W64, 0), bit::ARITH);
     }
 }

@@ -12,6 +12,7 @@ pub mod cpuid;
 pub mod exception;
 pub mod flags;
 pub mod helpers;
+pub mod interrupt;
 pub mod memory;
 pub mod msr;
 pub mod paging;

@@ -49,11 +49,7 @@ impl Builder for Probe {
         Ok(())
     }
     fn raise(&mut self, _: u8, _: Option<()>) {}
-    fn if_then(
-        &mut self,
-        _: (),
-        then: impl FnOnce(&mut Self) -> Result<(), ()>,
-    ) -> Result<(), ()> {
+    fn if_then(&mut self, _: (), then: impl FnOnce(&mut Self) -> Result<(), ()>) -> Result<(), ()> {
         // Both paths are explored: a missing piece inside a conditional counts too.
         let _ = then(self);
         Ok(())

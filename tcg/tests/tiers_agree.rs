@@ -172,7 +172,10 @@ fn interpreter_and_cranelift_leave_the_same_state() {
             Ok(()) => None,
             Err(InterpTrap::Exception { vector, .. }) => Some(vector),
         };
-        assert_eq!(got, expect, "a={a:#x} b={b}: the case takes its intended path");
+        assert_eq!(
+            got, expect,
+            "a={a:#x} b={b}: the case takes its intended path"
+        );
         match interp {
             Ok(()) => {
                 assert_eq!(code, EXIT_NORMAL, "a={a:#x} b={b}");

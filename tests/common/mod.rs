@@ -48,7 +48,27 @@ pub fn engines(test: &str) -> Vec<Engine> {
         }
         Err(why) => skipped(&format!("{test} [kvm]"), &why),
     }
+    v.push(Engine {
+        name: "tcg,tier=interp",
+        args: &["-accel", "tcg,tier=interp"],
+    });
+    v.push(Engine {
+        name: "tcg,tier=jit",
+        args: &["-accel", "tcg,tier=jit"],
+    });
+    v.push(Engine {
+        name: "tcg",
+        args: &["-accel", "tcg"],
+    });
     v
+}
+
+/// The KVM engines only, for tests of KVM-specific behaviour.
+pub fn kvm_engines(test: &str) -> Vec<Engine> {
+    engines(test)
+        .into_iter()
+        .filter(|e| e.name.starts_with("kvm"))
+        .collect()
 }
 
 /// Whether /dev/kvm can be opened.

@@ -8,7 +8,7 @@
 use iced_x86::{Instruction, Mnemonic};
 use tandem_tcg::Builder;
 
-use super::{arith, control, data_move};
+use super::{arith, atomic, bits, control, data_move, misc, muldiv, shift, shift_double, string};
 
 /// Per-block translation facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub fn translate<B: Builder>(
 ) -> Result<Result<Flow, Untranslated>, B::Trap> {
     use Mnemonic as M;
     match i.mnemonic() {
+        // First: MOV to/from control, debug and segment registers, PUSH/POP of segment
+        // registers and far transfers share mnemonics with ordinary instructions.
+        _ if crate::system::handles_instruction(i) => Ok(Ok(Flow::System)),
         M::Add | M::Adc | M::Sub | M::Sbb | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
             arith::binary(b, dc, i)
         }
@@ -61,6 +64,51 @@ pub fn translate<B: Builder>(
             b.store_state(crate::context::RIP, tandem_tcg::Width::W64, next);
             Ok(Ok(Flow::Halt))
         }
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => {
+            shift::shift(b, dc, i)
+        }
+        M::Shld | M::Shrd => shift_double::double_shift(b, dc, i),
+        M::Mul | M::Imul => muldiv::multiply(b, dc, i),
+        M::Div | M::Idiv => muldiv::divide(b, dc, i),
+        M::Bt | M::Bts | M::Btr | M::Btc => bits::bit_test(b, dc, i),
+        M::Bsf | M::Bsr | M::Lzcnt | M::Tzcnt | M::Popcnt => bits::scan(b, dc, i),
+        M::Bswap | M::Movbe => bits::byte_order(b, dc, i),
+        M::Xadd => atomic::xadd(b, dc, i),
+        M::Cmpxchg => atomic::cmpxchg(b, dc, i),
+        M::Cmpxchg8b | M::Cmpxchg16b => atomic::cmpxchg_wide(b, dc, i),
+        // MOVSD and CMPSD are also SSE mnemonics: only the string forms are handled here.
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Movsq
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Lodsq
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq
+            if string::is_string(i) =>
+        {
+            string::string(b, dc, i)
+        }
+        M::Lahf | M::Sahf | M::Pushf | M::Pushfd | M::Pushfq | M::Popf | M::Popfd | M::Popfq => {
+            misc::flags_transfer(b, dc, i)
+        }
+        M::Enter | M::Leave => misc::frame(b, dc, i),
+        M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz | M::Jrcxz => {
+            misc::counted_branch(b, dc, i)
+        }
+        M::Xlatb | M::Ud2 | M::Pause => misc::odd(b, dc, i),
         m if crate::system::handles(m) => Ok(Ok(Flow::System)),
         _ if i.is_jcc_short_or_near() => control::branch(b, dc, i),
         m if data_move::is_cmovcc(m) || data_move::is_setcc(m) => data_move::conditional(b, dc, i),

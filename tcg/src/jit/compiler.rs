@@ -76,7 +76,11 @@ impl Compiler {
         set(
             &mut flags,
             "enable_verifier",
-            if cfg!(debug_assertions) { "true" } else { "false" },
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
         )?;
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Isa(e.to_string()))?

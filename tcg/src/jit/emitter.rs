@@ -209,10 +209,7 @@ impl Builder for JitBuilder<'_> {
 
     fn load_state(&mut self, offset: usize, w: Width) -> Value {
         let ctx = self.ctx;
-        let v = self
-            .fb
-            .ins()
-            .load(ty(w), state_flags(), ctx, offset as i32);
+        let v = self.fb.ins().load(ty(w), state_flags(), ctx, offset as i32);
         if w == Width::W64 {
             v
         } else {
@@ -259,10 +256,10 @@ impl Builder for JitBuilder<'_> {
         let zero = self.iconst(0);
         let a = |i: usize| args.get(i).copied().unwrap_or(zero);
         let ctx = self.ctx;
-        let call =
-            self.fb
-                .ins()
-                .call_indirect(self.sig_helper, f, &[ctx, a(0), a(1), a(2), a(3)]);
+        let call = self
+            .fb
+            .ins()
+            .call_indirect(self.sig_helper, f, &[ctx, a(0), a(1), a(2), a(3)]);
         let v = self.fb.inst_results(call)[0];
         if helper.may_raise {
             self.check_trap();

@@ -1,0 +1,55 @@
+//! The JIT engine: guest code decoded by iced-x86 into blocks, run by tcg's interpreter while
+//! cold (tier 0) and compiled by Cranelift once hot (tier 1), both from the one definition of
+//! the x86 semantics in target-x86_64.
+//!
+//! It always uses the board's userspace PIC and PIT, and dispatches port and MMIO accesses to
+//! the shared buses like the KVM engine. Known warts: compilation happens on the vCPU thread
+//! (not yet in the background), blocks return to the dispatcher (no chaining yet), the block
+//! cache is flushed whole when code is written.
+
+mod block;
+mod env;
+mod jit_glue;
+mod memory;
+mod system_bus;
+mod tlb;
+pub mod vcpu;
+
+use std::sync::Arc;
+
+use tandem_softmmu::IrqSink;
+
+use crate::accelerator::{Accelerator, MachineBus, TcgConfig, Vcpu};
+use crate::error::AccelError;
+
+pub use vcpu::{TcgStats, TcgVcpu};
+
+/// The JIT engine for one machine.
+pub struct TcgAccelerator {
+    config: TcgConfig,
+}
+
+impl TcgAccelerator {
+    /// An engine with `config`.
+    pub fn new(config: TcgConfig) -> Result<Self, AccelError> {
+        Ok(Self { config })
+    }
+}
+
+impl Accelerator for TcgAccelerator {
+    fn name(&self) -> &'static str {
+        "tcg"
+    }
+
+    fn irq_sink(&self) -> Option<Arc<dyn IrqSink>> {
+        None
+    }
+
+    fn attach(&mut self, _bus: &MachineBus) -> Result<(), AccelError> {
+        Ok(())
+    }
+
+    fn create_vcpu(&self, index: u32, bus: &MachineBus) -> Result<Box<dyn Vcpu>, AccelError> {
+        Ok(Box::new(TcgVcpu::new(index, bus, self.config)))
+    }
+}

@@ -1,0 +1,141 @@
+//! Translation blocks: runs of decoded guest instructions, and their cache.
+//!
+//! A block starts at a guest RIP and stops after a control-transfer or system instruction, at
+//! a page boundary (only its last instruction may cross into the next page, QEMU's rule) or
+//! after [`MAX_INSNS`]. Blocks are keyed as DESIGN.md says: physical and virtual PC, CS base,
+//! and the mode (code size and CPL). A write to a page holding code drops the whole cache
+//! (QEMU flushes per page; whole-cache is simpler and such writes are rare outside boot).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
+
+/// Longest block, in instructions.
+pub const MAX_INSNS: usize = 64;
+
+/// What identifies a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    /// Physical address of the first byte.
+    pub phys: u64,
+    /// RIP of the first instruction.
+    pub rip: u64,
+    /// CS base.
+    pub cs_base: u64,
+    /// Code size (16/32/64) | CPL << 8.
+    pub mode: u32,
+}
+
+/// A decoded block.
+#[derive(Debug)]
+pub struct Block {
+    /// Its instructions, IPs in RIP space.
+    pub insns: Vec<Instruction>,
+    /// Times it was entered (for tier-up).
+    pub runs: Cell<u32>,
+    /// Its compiled prefix, if any: code and how many instructions it covers.
+    pub compiled: Cell<Option<(tandem_tcg::jit::CompiledBlock, usize)>>,
+    /// Compilation was tried and gave nothing (no compilable prefix).
+    pub not_compilable: Cell<bool>,
+}
+
+/// Decodes a block from `bytes` (fetched at RIP `rip`); `page_bytes` is how many of them lie on
+/// the first page.
+pub fn form(bytes: &[u8], rip: u64, bitness: u32, page_bytes: usize) -> Block {
+    let mut d = Decoder::with_ip(bitness, bytes, rip, DecoderOptions::NONE);
+    let mut insns = Vec::new();
+    while d.can_decode() && insns.len() < MAX_INSNS {
+        let start = d.position();
+        if start >= page_bytes {
+            break;
+        }
+        let insn = d.decode();
+        let invalid = insn.code() == Code::INVALID;
+        let crosses = d.position() > page_bytes;
+        let ends = invalid
+            || crosses
+            || !matches!(insn.flow_control(), FlowControl::Next)
+            || is_block_ending(&insn);
+        insns.push(insn);
+        if ends {
+            break;
+        }
+    }
+    Block {
+        insns,
+        runs: Cell::new(0),
+        compiled: Cell::new(None),
+        not_compilable: Cell::new(false),
+    }
+}
+
+/// Instructions after which the block must end even though they fall through: the engine
+/// runs them itself or they change how the following code is translated.
+fn is_block_ending(i: &Instruction) -> bool {
+    use iced_x86::Mnemonic as M;
+    matches!(
+        i.mnemonic(),
+        M::Hlt | M::Popf | M::Popfd | M::Popfq | M::Sti | M::Cli
+    ) || tandem_target_x86_64::system::handles(i.mnemonic())
+}
+
+/// Blocks by key.
+#[derive(Default)]
+pub struct BlockCache {
+    map: HashMap<BlockKey, Rc<Block>>,
+    /// Blocks decoded so far.
+    pub translated: u64,
+    /// Whole-cache flushes caused by writes to code.
+    pub flushes: u64,
+}
+
+impl BlockCache {
+    /// The cached block for `key`.
+    pub fn get(&self, key: &BlockKey) -> Option<Rc<Block>> {
+        self.map.get(key).cloned()
+    }
+
+    /// Caches `block`.
+    pub fn insert(&mut self, key: BlockKey, block: Block) -> Rc<Block> {
+        self.translated += 1;
+        let b = Rc::new(block);
+        self.map.insert(key, b.clone());
+        b
+    }
+
+    /// Drops every block (a code page was written).
+    pub fn flush(&mut self) {
+        self.flushes += 1;
+        self.map.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_stop_at_branches_and_page_ends() {
+        // nop; nop; jmp $; nop
+        let code = [0x90, 0x90, 0xeb, 0xfe, 0x90];
+        let b = form(&code, 0x1000, 64, code.len());
+        assert_eq!(b.insns.len(), 3);
+        // Only 1 byte on the first page: the second instruction starts on the next page.
+        let b = form(&code, 0x1fff, 64, 1);
+        assert_eq!(b.insns.len(), 1);
+        // mov eax, imm32 straddling: kept, and it ends the block.
+        let code = [0xb8, 1, 2, 3, 4, 0x90];
+        let b = form(&code, 0x1ffe, 64, 2);
+        assert_eq!(b.insns.len(), 1);
+        assert_eq!(b.insns[0].len(), 5);
+    }
+
+    #[test]
+    fn invalid_bytes_make_a_one_instruction_block() {
+        let b = form(&[0x0f, 0xff, 0x90], 0, 64, 3);
+        assert_eq!(b.insns.len(), 1);
+        assert_eq!(b.insns[0].code(), Code::INVALID);
+    }
+}

@@ -1,0 +1,145 @@
+//! Guest memory as the JIT engine reaches it: linear addresses through the page walk and the
+//! TLB, physical addresses through softmmu (RAM, ROM, MMIO dispatch), and the record of pages
+//! holding translated code so that writes to them invalidate it.
+
+use std::collections::HashSet;
+
+use tandem_softmmu::AddressSpace;
+use tandem_target_x86_64::memory::{Access, LinearMemory, PhysicalMemory};
+use tandem_target_x86_64::paging::{self, Privilege};
+use tandem_target_x86_64::{CpuState, Fault};
+
+use super::tlb::Tlb;
+
+/// Physical memory over the shared address space.
+pub struct Phys<'a>(pub &'a AddressSpace);
+
+impl PhysicalMemory for Phys<'_> {
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        self.0.read(gpa, buf).is_ok()
+    }
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> bool {
+        self.0.write(gpa, data).is_ok()
+    }
+}
+
+/// The per-vCPU memory state that outlives one block: TLB and code pages.
+#[derive(Default)]
+pub struct MemoryState {
+    /// The software TLB.
+    pub tlb: Tlb,
+    /// Physical page numbers holding translated code.
+    pub code_pages: HashSet<u64>,
+    /// Set when a store hit a code page: translations must be dropped.
+    pub code_written: bool,
+    /// CR2 of the last #PF raised through the interpreter path.
+    pub last_cr2: Option<u64>,
+}
+
+/// Linear-memory access for one vCPU at one moment (its CPU state decides paging and CPL).
+pub struct Linear<'a> {
+    /// The address space.
+    pub space: &'a AddressSpace,
+    /// TLB, code pages.
+    pub state: &'a mut MemoryState,
+}
+
+impl Linear<'_> {
+    /// Translates `addr` for `access`; `supervisor` forces a supervisor access.
+    pub fn translate(
+        &mut self,
+        cpu: &CpuState,
+        addr: u64,
+        access: Access,
+        supervisor: bool,
+    ) -> Result<u64, Fault> {
+        let user = !supervisor && cpu.cpl() == 3;
+        let write = access == Access::Write;
+        if access != Access::Execute {
+            if let Some(page) = self.state.tlb.lookup(addr, user, write) {
+                return Ok((page << 12) | (addr & 0xfff));
+            }
+        }
+        let who = if user {
+            Privilege::User
+        } else {
+            Privilege::Supervisor
+        };
+        let t = paging::translate(cpu, &mut Phys(self.space), addr, access, who)?;
+        if access != Access::Execute {
+            self.state.tlb.fill(addr, t.phys, user, write);
+        }
+        Ok(t.phys)
+    }
+
+    /// Reads `buf.len()` bytes at linear `addr` (page-crossing handled), MMIO included.
+    pub fn read(
+        &mut self,
+        cpu: &CpuState,
+        addr: u64,
+        buf: &mut [u8],
+        supervisor: bool,
+    ) -> Result<(), Fault> {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = addr.wrapping_add(done as u64);
+            let n = (buf.len() - done).min(4096 - (a & 0xfff) as usize);
+            let phys = self.translate(cpu, a, Access::Read, supervisor)?;
+            self.space.mmio_read(phys, &mut buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at linear `addr` (page-crossing handled: both pages are translated before
+    /// anything is written, so a fault on the second leaves memory untouched).
+    pub fn write(
+        &mut self,
+        cpu: &CpuState,
+        addr: u64,
+        data: &[u8],
+        supervisor: bool,
+    ) -> Result<(), Fault> {
+        let first = (4096 - (addr & 0xfff) as usize).min(data.len());
+        let p0 = self.translate(cpu, addr, Access::Write, supervisor)?;
+        let p1 = if first < data.len() {
+            Some(self.translate(
+                cpu,
+                addr.wrapping_add(first as u64),
+                Access::Write,
+                supervisor,
+            )?)
+        } else {
+            None
+        };
+        self.store_phys(p0, &data[..first]);
+        if let Some(p1) = p1 {
+            self.store_phys(p1, &data[first..]);
+        }
+        Ok(())
+    }
+
+    fn store_phys(&mut self, phys: u64, data: &[u8]) {
+        if self.state.code_pages.contains(&(phys >> 12)) {
+            self.state.code_written = true;
+        }
+        self.space.mmio_write(phys, data);
+    }
+}
+
+/// [`LinearMemory`] for system instructions and delivery: a `Linear` bound to a CPU state.
+pub struct BoundLinear<'a, 'b> {
+    /// The memory.
+    pub linear: &'b mut Linear<'a>,
+    /// The CPU whose paging and CPL apply (a copy: delivery changes the live one as it goes).
+    pub cpu: CpuState,
+}
+
+impl LinearMemory for BoundLinear<'_, '_> {
+    fn read_linear(&mut self, addr: u64, buf: &mut [u8], supervisor: bool) -> Result<(), Fault> {
+        self.linear.read(&self.cpu, addr, buf, supervisor)
+    }
+    fn write_linear(&mut self, addr: u64, data: &[u8], supervisor: bool) -> Result<(), Fault> {
+        self.linear.write(&self.cpu, addr, data, supervisor)
+    }
+}

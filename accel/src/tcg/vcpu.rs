@@ -1,0 +1,522 @@
+//! A vCPU under the JIT engine: the execution loop.
+//!
+//! Each turn: leave if a stop was requested, take a pending external interrupt if the guest
+//! can, then find (or decode) the block at RIP and run it through tier 0 (tcg's interpreter
+//! over the x86 semantics). System instructions end their block and run in
+//! `target_x86_64::system`; faults are delivered through the guest's IDT; a fault during
+//! delivery that escalates past #DF is a triple fault, reported as shutdown like KVM does.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use iced_x86::Instruction;
+use tandem_softmmu::{InterruptAcknowledge, InterruptPin};
+use tandem_target_x86_64::context::RIP;
+use tandem_target_x86_64::cpu_state::CpuMode;
+use tandem_target_x86_64::flags::bit;
+use tandem_target_x86_64::interrupt::{self, DeliveryError, Event, EventKind};
+use tandem_target_x86_64::semantics::{translate, Dc, Flow};
+use tandem_target_x86_64::system::{self, SystemOutcome};
+use tandem_target_x86_64::{CpuState, CpuidTable, Fault, X86Context};
+use tandem_tcg::jit::{Compiler, EXIT_NORMAL, EXIT_TRAP};
+use tandem_tcg::{Builder, Interp, InterpTrap, Probe, Width};
+
+use super::block::{form, Block, BlockCache, BlockKey};
+use super::env::{fetch, TcgEnv};
+use super::memory::{BoundLinear, Linear, MemoryState};
+use super::system_bus::TcgSystemBus;
+use crate::accelerator::{IrqchipConnection, MachineBus, TcgConfig, Tier, Vcpu, VcpuExit};
+use crate::error::AccelError;
+
+/// Counters of one vCPU (the `info jit` figures).
+#[derive(Debug, Default, Clone)]
+pub struct TcgStats {
+    /// Blocks executed.
+    pub blocks_run: u64,
+    /// Instructions executed.
+    pub insns_run: u64,
+    /// Guest exceptions and interrupts delivered.
+    pub events_delivered: u64,
+    /// Instructions without semantics, by mnemonic (each raised #UD).
+    pub unimplemented: BTreeMap<String, u64>,
+    /// Blocks entered through compiled code.
+    pub jit_blocks_run: u64,
+    /// Software TLB hits.
+    pub tlb_hits: u64,
+    /// Software TLB misses (page walks).
+    pub tlb_misses: u64,
+    /// Blocks decoded.
+    pub blocks_translated: u64,
+}
+
+/// Runs a block needs before tier `auto` compiles it.
+const HOT_THRESHOLD: u32 = 16;
+
+/// One vCPU of the JIT engine.
+pub struct TcgVcpu {
+    index: u32,
+    ctx: Box<X86Context>,
+    bus: MachineBus,
+    irq: Option<(
+        std::sync::Arc<InterruptPin>,
+        std::sync::Arc<dyn InterruptAcknowledge>,
+    )>,
+    cpuid: CpuidTable,
+    blocks: BlockCache,
+    mem: MemoryState,
+    boot: Instant,
+    stats: TcgStats,
+    config: TcgConfig,
+    compiler: Option<Compiler>,
+}
+
+// SAFETY-free note: TcgVcpu holds Rc'd blocks, which are not Send; the cache is per vCPU and
+// rebuilt rather than moved, so the vCPU stores none across threads: see `Send` below.
+// SAFETY: the Rc<Block> values live only inside `blocks`, which is never shared: the vCPU and
+// everything it owns move to the vCPU thread together, and no Rc escapes a call to `run`.
+unsafe impl Send for TcgVcpu {}
+
+/// Why a block ended early.
+enum BlockEnd {
+    Continue,
+    Halted,
+    Shutdown,
+    /// The guest needs something the model lacks (an unsupported delivery case).
+    Failed(String),
+}
+
+impl TcgVcpu {
+    /// vCPU `index` over `bus`.
+    pub fn new(index: u32, bus: &MachineBus, config: TcgConfig) -> Self {
+        let irq = match &bus.irqchip {
+            IrqchipConnection::Userspace { pin, ack } => Some((pin.clone(), ack.clone())),
+            IrqchipConnection::InEngine => None,
+        };
+        let mut cpuid = tandem_target_x86_64::cpuid::jit_table();
+        cpuid.filter_for_machine(
+            tandem_target_x86_64::cpuid::MachineFeatures {
+                apic: false,
+                x2apic: false,
+                cpus: bus.cpus,
+            },
+            index,
+        );
+        Self {
+            index,
+            ctx: Box::new(X86Context::new(CpuState::default())),
+            bus: bus.clone(),
+            irq,
+            cpuid,
+            blocks: BlockCache::default(),
+            mem: MemoryState::default(),
+            boot: Instant::now(),
+            stats: TcgStats::default(),
+            config,
+            compiler: None,
+        }
+    }
+
+    /// Compilation counters (tier 1).
+    pub fn compiler_stats(&self) -> Option<tandem_tcg::jit::CompilerStats> {
+        self.compiler.as_ref().map(|c| c.stats)
+    }
+
+    /// Compiles the longest prefix of `block` that has semantics and stays in generated code.
+    fn compile(&mut self, block: &Block, dc: &Dc) {
+        let mut n = 0;
+        for insn in &block.insns {
+            match translate(&mut Probe, dc, insn) {
+                Ok(Ok(Flow::Next)) => n += 1,
+                Ok(Ok(Flow::Jump)) => {
+                    n += 1;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if n == 0 {
+            block.not_compilable.set(true);
+            return;
+        }
+        if self.compiler.is_none() {
+            match Compiler::new() {
+                Ok(c) => self.compiler = Some(c),
+                Err(e) => {
+                    eprintln!("tandem: tcg: Cranelift unavailable ({e}); interpreting only");
+                    self.config.tier = Tier::Interp;
+                    return;
+                }
+            }
+        }
+        let Some(compiler) = self.compiler.as_mut() else {
+            return;
+        };
+        let insns = &block.insns[..n];
+        let abi = super::jit_glue::abi();
+        let emit = |jb: &mut tandem_tcg::jit::JitBuilder| {
+            for (k, insn) in insns.iter().enumerate() {
+                jb.begin_insn(insn.ip());
+                let flow = translate(jb, dc, insn);
+                if k + 1 == insns.len() && matches!(flow, Ok(Ok(Flow::Next))) {
+                    let ip = jb.imm(insn.next_ip());
+                    jb.store_state(RIP, Width::W64, ip);
+                }
+            }
+            jb.finish(EXIT_NORMAL);
+        };
+        match compiler.compile(&abi, n as u64, emit) {
+            Ok(code) => block.compiled.set(Some((code, n))),
+            Err(tandem_tcg::jit::JitError::Full) => {
+                // Every compiled block points into the full region: drop them all (QEMU's
+                // tb_flush) and let hot blocks compile again.
+                self.blocks.flush();
+                compiler.reset();
+            }
+            Err(e) => {
+                eprintln!(
+                    "tandem: tcg: compiling the block at {:#x} failed: {e}",
+                    insns[0].ip()
+                );
+                block.not_compilable.set(true);
+            }
+        }
+    }
+
+    /// Runs `block`'s compiled prefix (compiling it first when hot). Returns how many
+    /// instructions ran and, if the block is over, how it ended; None if nothing ran.
+    fn run_compiled(&mut self, block: &Block, dc: &Dc) -> Option<(usize, Option<BlockEnd>)> {
+        let runs = block.runs.get().saturating_add(1);
+        block.runs.set(runs);
+        let threshold = if self.config.tier == Tier::Jit {
+            1
+        } else {
+            HOT_THRESHOLD
+        };
+        if block.compiled.get().is_none() && !block.not_compilable.get() && runs >= threshold {
+            self.compile(block, dc);
+        }
+        let (code, covered) = block.compiled.get()?;
+        self.stats.jit_blocks_run += 1;
+        self.stats.insns_run += covered as u64;
+        let exit = {
+            let mut linear = Linear {
+                space: &self.bus.memory,
+                state: &mut self.mem,
+            };
+            self.ctx.engine = &mut linear as *mut Linear as u64;
+            let ctx = self.ctx.as_bytes_mut().as_mut_ptr();
+            // SAFETY: the code was compiled by our live compiler for X86Context's ABI, and
+            // `engine` points at a Linear that outlives the call (see jit_glue).
+            let exit = unsafe { code.call(ctx) };
+            self.ctx.engine = 0;
+            exit
+        };
+        if self.mem.code_written {
+            self.mem.code_written = false;
+            self.mem.code_pages.clear();
+            self.blocks.flush();
+        }
+        if exit == EXIT_TRAP {
+            let vector = std::mem::take(&mut self.ctx.helper_vector).saturating_sub(1) as u8;
+            let code = std::mem::replace(&mut self.ctx.helper_error, u64::MAX);
+            let cr2 = if vector == tandem_target_x86_64::exception::vector::PF {
+                self.mem.last_cr2.take()
+            } else {
+                None
+            };
+            let fault = Fault {
+                vector,
+                error_code: (code != u64::MAX).then_some(code as u32),
+                cr2,
+            };
+            return Some((covered, Some(self.raise(fault))));
+        }
+        if covered == block.insns.len() {
+            Some((covered, Some(BlockEnd::Continue)))
+        } else {
+            Some((covered, None))
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> TcgStats {
+        let mut s = self.stats.clone();
+        (s.tlb_hits, s.tlb_misses) = self.mem.tlb.stats();
+        s.blocks_translated = self.blocks.translated;
+        s
+    }
+
+    fn bitness(cpu: &CpuState) -> u32 {
+        match cpu.mode() {
+            CpuMode::Long64 => 64,
+            CpuMode::Protected32 | CpuMode::Compat32 => 32,
+            CpuMode::Real | CpuMode::Protected16 | CpuMode::Compat16 => 16,
+        }
+    }
+
+    /// Delivers `event`.
+    fn deliver(&mut self, event: Event) -> BlockEnd {
+        self.stats.events_delivered += 1;
+        self.ctx.sync_flags();
+        let mut linear = Linear {
+            space: &self.bus.memory,
+            state: &mut self.mem,
+        };
+        let cpu = self.ctx.cpu;
+        let mut mem = BoundLinear {
+            linear: &mut linear,
+            cpu,
+        };
+        match interrupt::deliver(&mut self.ctx, &mut mem, event) {
+            Ok(()) => {
+                // Delivery may change CPL and stacks: cached user/supervisor translations stay
+                // valid, and the mode of the next block comes from the new state.
+                self.ctx.cpu.halted = false;
+                BlockEnd::Continue
+            }
+            Err(DeliveryError::TripleFault { .. }) => BlockEnd::Shutdown,
+            Err(e @ DeliveryError::Unsupported(_)) => BlockEnd::Failed(e.to_string()),
+        }
+    }
+
+    /// Runs one block at RIP.
+    fn run_block(&mut self) -> BlockEnd {
+        let bitness = Self::bitness(&self.ctx.cpu);
+        let cs_base = self.ctx.cpu.seg[tandem_target_x86_64::cpu_state::sreg::CS].base;
+        let rip = self.ctx.cpu.rip;
+        let pc = if bitness == 64 {
+            rip
+        } else {
+            cs_base.wrapping_add(rip) & 0xffff_ffff
+        };
+        let mut linear = Linear {
+            space: &self.bus.memory,
+            state: &mut self.mem,
+        };
+        let phys = match linear.translate(
+            &self.ctx.cpu,
+            pc,
+            tandem_target_x86_64::memory::Access::Execute,
+            false,
+        ) {
+            Ok(p) => p,
+            Err(f) => return self.raise(f),
+        };
+        let key = BlockKey {
+            phys,
+            rip,
+            cs_base,
+            mode: bitness | u32::from(self.ctx.cpu.cpl()) << 8,
+        };
+        let block = match self.blocks.get(&key) {
+            Some(b) => b,
+            None => {
+                let page_bytes = 4096 - (pc & 0xfff) as usize;
+                let mut bytes = vec![0u8; page_bytes + 15];
+                let n = match fetch(&mut linear, &self.ctx, pc, &mut bytes) {
+                    Ok(n) => n,
+                    Err(f) => return self.raise(f),
+                };
+                let block = form(&bytes[..n], rip, bitness, page_bytes.min(n));
+                self.blocks.insert(key, block)
+            }
+        };
+        self.stats.blocks_run += 1;
+        let shadow = self.ctx.cpu.events.interrupt_shadow != 0;
+        let dc = Dc { bitness };
+        let mut start = 0;
+        if !shadow && self.config.tier != Tier::Interp {
+            if let Some((covered, end)) = self.run_compiled(&block, &dc) {
+                if let Some(end) = end {
+                    return end;
+                }
+                start = covered;
+            }
+        }
+        for (n, insn) in block.insns.iter().enumerate().skip(start) {
+            if shadow && n > 0 {
+                break;
+            }
+            self.stats.insns_run += 1;
+            let end = self.step(&dc, insn);
+            if shadow {
+                self.ctx.cpu.events.interrupt_shadow = 0;
+            }
+            if self.mem.code_written {
+                self.mem.code_written = false;
+                self.mem.code_pages.clear();
+                self.blocks.flush();
+                if matches!(end, Some(BlockEnd::Continue) | None) {
+                    return BlockEnd::Continue;
+                }
+            }
+            if let Some(end) = end {
+                return end;
+            }
+        }
+        BlockEnd::Continue
+    }
+
+    /// Executes one instruction; Some(end) if the block must end here.
+    fn step(&mut self, dc: &Dc, insn: &Instruction) -> Option<BlockEnd> {
+        let result = {
+            let mut linear = Linear {
+                space: &self.bus.memory,
+                state: &mut self.mem,
+            };
+            let mut env = TcgEnv {
+                ctx: &mut self.ctx,
+                mem: &mut linear,
+            };
+            translate(&mut Interp::new(&mut env), dc, insn)
+        };
+        match result {
+            Ok(Ok(Flow::Next)) => {
+                self.ctx.cpu.rip = insn.next_ip();
+                None
+            }
+            Ok(Ok(Flow::Jump)) => Some(BlockEnd::Continue),
+            Ok(Ok(Flow::Halt)) => {
+                self.ctx.cpu.halted = true;
+                Some(BlockEnd::Halted)
+            }
+            Ok(Ok(Flow::System)) => Some(self.system(insn)),
+            Ok(Err(_)) => {
+                *self
+                    .stats
+                    .unimplemented
+                    .entry(format!("{:?}", insn.mnemonic()))
+                    .or_default() += 1;
+                if self.config.log_unimplemented {
+                    eprintln!(
+                        "tandem: tcg: unimplemented instruction at {:#x}: {insn}",
+                        insn.ip()
+                    );
+                }
+                Some(self.raise(Fault::ud()))
+            }
+            Err(InterpTrap::Exception { vector, error_code }) => {
+                let cr2 = if vector == tandem_target_x86_64::exception::vector::PF {
+                    self.mem.last_cr2.take()
+                } else {
+                    None
+                };
+                Some(self.raise(Fault {
+                    vector,
+                    error_code,
+                    cr2,
+                }))
+            }
+        }
+    }
+
+    fn raise(&mut self, f: Fault) -> BlockEnd {
+        self.deliver(Event::from(f))
+    }
+
+    fn system(&mut self, insn: &Instruction) -> BlockEnd {
+        self.ctx.sync_flags();
+        let mut linear = Linear {
+            space: &self.bus.memory,
+            state: &mut self.mem,
+        };
+        let cpu = self.ctx.cpu;
+        let mut mem = BoundLinear {
+            linear: &mut linear,
+            cpu,
+        };
+        let mut sysbus = TcgSystemBus {
+            ports: &self.bus.ports,
+            cpuid: &self.cpuid,
+            boot: self.boot,
+            tsc_offset: 0,
+        };
+        let r = system::execute(&mut self.ctx, insn, &mut mem, &mut sysbus);
+        match r {
+            Ok(SystemOutcome::Halt) => {
+                self.ctx.cpu.halted = true;
+                BlockEnd::Halted
+            }
+            Ok(SystemOutcome::FlushTlb | SystemOutcome::InvalidatePage(_)) => {
+                self.mem.tlb.flush();
+                BlockEnd::Continue
+            }
+            Ok(SystemOutcome::Continue | SystemOutcome::EndBlock) => BlockEnd::Continue,
+            Err(f) => self.raise(f),
+        }
+    }
+
+    fn take_interrupt(&mut self) -> BlockEnd {
+        let Some((pin, ack)) = &self.irq else {
+            return BlockEnd::Continue;
+        };
+        if !pin.is_raised() || !interrupt::interrupts_allowed(&self.ctx) {
+            return BlockEnd::Continue;
+        }
+        let Some(vector) = ack.acknowledge() else {
+            return BlockEnd::Continue;
+        };
+        self.deliver(Event {
+            vector,
+            kind: EventKind::External,
+        })
+    }
+
+    fn stuck(&mut self, reason: String) -> AccelError {
+        self.ctx.sync_flags();
+        AccelError::GuestStuck {
+            reason: format!("vCPU {}: {reason}", self.index),
+            dump: self.ctx.cpu.dump(),
+        }
+    }
+}
+
+impl Vcpu for TcgVcpu {
+    fn run(&mut self) -> Result<VcpuExit, AccelError> {
+        loop {
+            if self.bus.control.stop_requested() {
+                return Ok(VcpuExit::Stopped);
+            }
+            match self.take_interrupt() {
+                BlockEnd::Shutdown => return Ok(VcpuExit::Shutdown),
+                BlockEnd::Failed(why) => return Err(self.stuck(why)),
+                BlockEnd::Continue | BlockEnd::Halted => {}
+            }
+            if self.ctx.cpu.halted {
+                return Ok(VcpuExit::Halted {
+                    interrupts_enabled: self.ctx.cpu.rflags & bit::IF != 0,
+                });
+            }
+            match self.run_block() {
+                BlockEnd::Continue => {}
+                BlockEnd::Halted => {
+                    // An interrupt may already be waiting: the next turn takes it.
+                    if self.irq.as_ref().is_some_and(|(p, _)| p.is_raised())
+                        && interrupt::interrupts_allowed(&self.ctx)
+                    {
+                        continue;
+                    }
+                    self.ctx.sync_flags();
+                    return Ok(VcpuExit::Halted {
+                        interrupts_enabled: self.ctx.cpu.rflags & bit::IF != 0,
+                    });
+                }
+                BlockEnd::Shutdown => return Ok(VcpuExit::Shutdown),
+                BlockEnd::Failed(why) => return Err(self.stuck(why)),
+            }
+        }
+    }
+
+    fn state(&mut self) -> Result<CpuState, AccelError> {
+        self.ctx.sync_flags();
+        Ok(self.ctx.cpu)
+    }
+
+    fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
+        *self.ctx = X86Context::new(*state);
+        self.mem.tlb.flush();
+        self.blocks.flush();
+        self.mem.code_pages.clear();
+        Ok(())
+    }
+}
