@@ -84,10 +84,10 @@ fn bad_values_name_their_option() {
 }
 
 #[test]
-fn tcg_is_not_built_yet() {
-    let dir = scratch("tcg_not_built");
-    let k = write_file(&dir, "k.elf", &elf64(&[0xf4], 0x20_0000));
-    fails_with(&["-accel", "tcg", "-kernel", k.to_str().unwrap()], "tcg");
+fn bad_engine_options_name_themselves() {
+    fails_with(&["-kernel", "k", "-accel", "tcg,tier=warp"], "warp");
+    fails_with(&["-kernel", "k", "-accel", "kvm,tier=jit"], "tier=jit");
+    fails_with(&["-kernel", "k", "-d", "nonsense"], "nonsense");
 }
 
 #[test]

@@ -52,6 +52,11 @@ pub struct Harness {
 impl Harness {
     /// Builds the machine on engine `kind`.
     pub fn new(kind: AccelKind) -> Result<Self, HarnessError> {
+        Self::with_tcg(kind, tandem_accel::TcgConfig::default())
+    }
+
+    /// Builds the machine on engine `kind`, with JIT options (a forced tier) for `tcg`.
+    pub fn with_tcg(kind: AccelKind, tcg: tandem_accel::TcgConfig) -> Result<Self, HarnessError> {
         let ram = GuestRam::anonymous(RAM_SIZE)?;
         let mut map = AddressSpaceBuilder::new();
         map.ram(0, ram.host().clone(), 0, RAM_SIZE)?;
@@ -82,7 +87,7 @@ impl Harness {
             kind,
             AcceleratorConfig {
                 kernel_irqchip: false,
-                ..Default::default()
+                tcg,
             },
         )?;
         accel.attach(&bus)?;
