@@ -216,6 +216,17 @@ fn parse_accel(spec: &str) -> Result<Option<(AccelKind, tandem_accel::TcgConfig)
     let mut tcg = tandem_accel::TcgConfig::default();
     for prop in parts {
         match (kind, prop.split_once('=')) {
+            (AccelKind::Tcg, Some(("stats", v))) => {
+                tcg.print_stats = match v {
+                    "on" | "true" | "yes" => true,
+                    "off" | "false" | "no" => false,
+                    _ => {
+                        return Err(CliError(format!(
+                            "-accel tcg: invalid stats value '{v}' (on or off)"
+                        )))
+                    }
+                }
+            }
             (AccelKind::Tcg, Some(("tier", v))) => {
                 tcg.tier = match v {
                     "auto" => tandem_accel::Tier::Auto,

@@ -181,6 +181,14 @@ fn run_with_console(
 impl Machine {
     /// Runs the machine until it ends; see [`run`].
     pub fn run(&mut self, options: RunOptions) -> Result<RunOutcome, Error> {
-        run(self, options)
+        let r = run(self, options);
+        if self.config.tcg.print_stats {
+            for v in &self.vcpus {
+                if let Some(report) = v.stats_report() {
+                    eprint!("{report}");
+                }
+            }
+        }
+        r
     }
 }

@@ -67,6 +67,8 @@ pub struct TcgConfig {
     pub tier: Tier,
     /// Print each instruction that has no semantics when it is met (`-d unimp`).
     pub log_unimplemented: bool,
+    /// Print the JIT's counters when the machine stops (`-accel tcg,stats=on`).
+    pub print_stats: bool,
 }
 
 /// Why [`Vcpu::run`] returned.
@@ -102,6 +104,11 @@ pub trait Vcpu: Send {
         Err(AccelError::Unsupported(
             "this engine has no instruction breakpoints".into(),
         ))
+    }
+
+    /// The engine's counters for this vCPU, as text (QEMU's `info jit`); None if it keeps none.
+    fn stats_report(&self) -> Option<String> {
+        None
     }
 }
 

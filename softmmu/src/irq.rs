@@ -104,6 +104,8 @@ type Kick = Box<dyn Fn() + Send + Sync>;
 /// out of guest mode by the callbacks registered with [`InterruptPin::on_raise`].
 #[derive(Default)]
 pub struct InterruptPin {
+    /// Mirror of `level` for the engines' per-block check, which must not take a lock.
+    fast: std::sync::atomic::AtomicBool,
     level: Mutex<bool>,
     changed: Condvar,
     kicks: Mutex<Vec<Kick>>,
@@ -120,6 +122,7 @@ impl InterruptPin {
         let mut cur = self.level.lock().unwrap_or_else(|e| e.into_inner());
         let rising = level && !*cur;
         *cur = level;
+        self.fast.store(level, std::sync::atomic::Ordering::SeqCst);
         drop(cur);
         if rising {
             self.changed.notify_all();
@@ -129,9 +132,9 @@ impl InterruptPin {
         }
     }
 
-    /// Current level.
+    /// Current level (lock-free: engines ask before every block).
     pub fn is_raised(&self) -> bool {
-        *self.level.lock().unwrap_or_else(|e| e.into_inner())
+        self.fast.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Registers a callback run on every rising edge (a vCPU's kick).

@@ -81,17 +81,66 @@ fn is_block_ending(i: &Instruction) -> bool {
     ) || tandem_target_x86_64::system::handles(i.mnemonic())
 }
 
-/// Blocks by key.
-#[derive(Default)]
+/// Entries of the jump cache.
+const JUMP_CACHE: usize = 4096;
+
+/// What the jump cache is keyed by: the virtual side of [`BlockKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtKey {
+    /// RIP of the first instruction.
+    pub rip: u64,
+    /// CS base.
+    pub cs_base: u64,
+    /// Code size | CPL << 8.
+    pub mode: u32,
+}
+
+/// Blocks by key, with QEMU's jump cache in front: a direct-mapped table by virtual PC that
+/// skips the page walk and the hash lookup. It is valid as long as the TLB is (the engine
+/// flushes both together), which is the architectural contract for page-table changes.
 pub struct BlockCache {
     map: HashMap<BlockKey, Rc<Block>>,
+    jump: Vec<Option<(VirtKey, Rc<Block>)>>,
     /// Blocks decoded so far.
     pub translated: u64,
     /// Whole-cache flushes caused by writes to code.
     pub flushes: u64,
 }
 
+impl Default for BlockCache {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            jump: vec![None; JUMP_CACHE],
+            translated: 0,
+            flushes: 0,
+        }
+    }
+}
+
+fn jump_slot(rip: u64) -> usize {
+    ((rip ^ (rip >> 12)) as usize) & (JUMP_CACHE - 1)
+}
+
 impl BlockCache {
+    /// The block at `key` through the jump cache, if it is there.
+    pub fn get_fast(&self, key: &VirtKey) -> Option<Rc<Block>> {
+        match &self.jump[jump_slot(key.rip)] {
+            Some((k, b)) if k == key => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `block` in the jump cache.
+    pub fn remember(&mut self, key: VirtKey, block: &Rc<Block>) {
+        self.jump[jump_slot(key.rip)] = Some((key, block.clone()));
+    }
+
+    /// Forgets the jump cache (the TLB was flushed: virtual-to-physical may have changed).
+    pub fn flush_jump_cache(&mut self) {
+        self.jump.fill(None);
+    }
+
     /// The cached block for `key`.
     pub fn get(&self, key: &BlockKey) -> Option<Rc<Block>> {
         self.map.get(key).cloned()
@@ -109,6 +158,7 @@ impl BlockCache {
     pub fn flush(&mut self) {
         self.flushes += 1;
         self.map.clear();
+        self.flush_jump_cache();
     }
 }
 

@@ -7,6 +7,7 @@
 //! delivery that escalates past #DF is a triple fault, reported as shutdown like KVM does.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Instant;
 
 use iced_x86::Instruction;
@@ -21,7 +22,7 @@ use tandem_target_x86_64::{CpuState, CpuidTable, Fault, X86Context};
 use tandem_tcg::jit::{Compiler, EXIT_NORMAL, EXIT_TRAP};
 use tandem_tcg::{Builder, Interp, InterpTrap, Probe, Width};
 
-use super::block::{form, Block, BlockCache, BlockKey};
+use super::block::{form, Block, BlockCache, BlockKey, VirtKey};
 use super::env::{fetch, TcgEnv};
 use super::memory::{BoundLinear, Linear, MemoryState};
 use super::system_bus::TcgSystemBus;
@@ -279,6 +280,38 @@ impl TcgVcpu {
         }
     }
 
+    /// Finds or decodes the block at `key` (linear PC `pc`) through the page walk.
+    fn lookup_block(&mut self, vkey: VirtKey, pc: u64) -> Result<Rc<Block>, Fault> {
+        let mut linear = Linear {
+            space: &self.bus.memory,
+            state: &mut self.mem,
+        };
+        let phys = linear.translate(
+            &self.ctx.cpu,
+            pc,
+            tandem_target_x86_64::memory::Access::Execute,
+            false,
+        )?;
+        let key = BlockKey {
+            phys,
+            rip: vkey.rip,
+            cs_base: vkey.cs_base,
+            mode: vkey.mode,
+        };
+        let block = match self.blocks.get(&key) {
+            Some(b) => b,
+            None => {
+                let page_bytes = 4096 - (pc & 0xfff) as usize;
+                let mut bytes = vec![0u8; page_bytes + 15];
+                let n = fetch(&mut linear, &self.ctx, pc, &mut bytes)?;
+                let block = form(&bytes[..n], vkey.rip, vkey.mode & 0xff, page_bytes.min(n));
+                self.blocks.insert(key, block)
+            }
+        };
+        self.blocks.remember(vkey, &block);
+        Ok(block)
+    }
+
     /// Runs one block at RIP.
     fn run_block(&mut self) -> BlockEnd {
         let bitness = Self::bitness(&self.ctx.cpu);
@@ -289,37 +322,17 @@ impl TcgVcpu {
         } else {
             cs_base.wrapping_add(rip) & 0xffff_ffff
         };
-        let mut linear = Linear {
-            space: &self.bus.memory,
-            state: &mut self.mem,
-        };
-        let phys = match linear.translate(
-            &self.ctx.cpu,
-            pc,
-            tandem_target_x86_64::memory::Access::Execute,
-            false,
-        ) {
-            Ok(p) => p,
-            Err(f) => return self.raise(f),
-        };
-        let key = BlockKey {
-            phys,
+        let vkey = VirtKey {
             rip,
             cs_base,
             mode: bitness | u32::from(self.ctx.cpu.cpl()) << 8,
         };
-        let block = match self.blocks.get(&key) {
+        let block = match self.blocks.get_fast(&vkey) {
             Some(b) => b,
-            None => {
-                let page_bytes = 4096 - (pc & 0xfff) as usize;
-                let mut bytes = vec![0u8; page_bytes + 15];
-                let n = match fetch(&mut linear, &self.ctx, pc, &mut bytes) {
-                    Ok(n) => n,
-                    Err(f) => return self.raise(f),
-                };
-                let block = form(&bytes[..n], rip, bitness, page_bytes.min(n));
-                self.blocks.insert(key, block)
-            }
+            None => match self.lookup_block(vkey, pc) {
+                Ok(b) => b,
+                Err(f) => return self.raise(f),
+            },
         };
         self.stats.blocks_run += 1;
         let shadow = self.ctx.cpu.events.interrupt_shadow != 0;
@@ -439,6 +452,7 @@ impl TcgVcpu {
             }
             Ok(SystemOutcome::FlushTlb | SystemOutcome::InvalidatePage(_)) => {
                 self.mem.tlb.flush();
+                self.blocks.flush_jump_cache();
                 BlockEnd::Continue
             }
             Ok(SystemOutcome::Continue | SystemOutcome::EndBlock) => BlockEnd::Continue,
@@ -505,6 +519,58 @@ impl Vcpu for TcgVcpu {
                 BlockEnd::Failed(why) => return Err(self.stuck(why)),
             }
         }
+    }
+
+    fn stats_report(&self) -> Option<String> {
+        use std::fmt::Write;
+        let s = self.stats();
+        let mut r = String::new();
+        let _ = writeln!(r, "tcg vCPU {} ({:?} tier):", self.index, self.config.tier);
+        let _ = writeln!(
+            r,
+            "  blocks translated {}  blocks run {} ({} compiled)  instructions run {}",
+            s.blocks_translated, s.blocks_run, s.jit_blocks_run, s.insns_run
+        );
+        let lookups = s.tlb_hits + s.tlb_misses;
+        let _ = writeln!(
+            r,
+            "  TLB hits {} misses {} ({:.1}% hit)  events delivered {}",
+            s.tlb_hits,
+            s.tlb_misses,
+            if lookups == 0 {
+                0.0
+            } else {
+                100.0 * s.tlb_hits as f64 / lookups as f64
+            },
+            s.events_delivered
+        );
+        if let Some(c) = self.compiler_stats() {
+            let per_block = if c.blocks == 0 { 0 } else { c.nanos / c.blocks };
+            let per_insn = if c.insns == 0 {
+                0
+            } else {
+                c.code_bytes / c.insns
+            };
+            let _ = writeln!(
+                r,
+                "  compiled blocks {} ({} guest insns)  {:.1} µs/block  {} host bytes/guest insn  code {} KiB  flushes {}",
+                c.blocks,
+                c.insns,
+                per_block as f64 / 1000.0,
+                per_insn,
+                c.code_bytes / 1024,
+                c.flushes
+            );
+        }
+        if !s.unimplemented.is_empty() {
+            let list: Vec<String> = s
+                .unimplemented
+                .iter()
+                .map(|(m, n)| format!("{m} x{n}"))
+                .collect();
+            let _ = writeln!(r, "  unimplemented (#UD): {}", list.join(", "));
+        }
+        Some(r)
     }
 
     fn state(&mut self) -> Result<CpuState, AccelError> {
