@@ -545,12 +545,8 @@ impl Vcpu for TcgVcpu {
             s.events_delivered
         );
         if let Some(c) = self.compiler_stats() {
-            let per_block = if c.blocks == 0 { 0 } else { c.nanos / c.blocks };
-            let per_insn = if c.insns == 0 {
-                0
-            } else {
-                c.code_bytes / c.insns
-            };
+            let per_block = c.nanos.checked_div(c.blocks).unwrap_or(0);
+            let per_insn = c.code_bytes.checked_div(c.insns).unwrap_or(0);
             let _ = writeln!(
                 r,
                 "  compiled blocks {} ({} guest insns)  {:.1} µs/block  {} host bytes/guest insn  code {} KiB  flushes {}",
