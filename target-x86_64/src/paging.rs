@@ -279,11 +279,13 @@ mod tests {
         put(&mut m, 0x3000 + 2 * 8, 0x4000 | P | RW | US); // PD[2] -> PT (0x40_0000)
         put(&mut m, 0x3000 + 8, 0x60_0000 | P | RW | PS); // PD[1]: 2 MiB at 0x20_0000
         put(&mut m, 0x4000, 0x9000 | P | US | XD); // PT[0]
-        let mut cpu = CpuState::default();
-        cpu.cr0 = bits::CR0_PE | bits::CR0_PG | bits::CR0_WP;
-        cpu.cr4 = bits::CR4_PAE;
-        cpu.efer = bits::EFER_LME | bits::EFER_LMA | bits::EFER_NXE;
-        cpu.cr3 = 0x1000;
+        let cpu = CpuState {
+            cr0: bits::CR0_PE | bits::CR0_PG | bits::CR0_WP,
+            cr4: bits::CR4_PAE,
+            efer: bits::EFER_LME | bits::EFER_LMA | bits::EFER_NXE,
+            cr3: 0x1000,
+            ..CpuState::default()
+        };
         (cpu, m)
     }
 
