@@ -61,9 +61,12 @@ struct Args {
     /// CPU mode at a flat binary's entry: real, protected or long (default long).
     #[arg(long = "entry-mode", value_name = "MODE", requires = "flat_addr")]
     entry_mode: Option<String>,
-    /// Log items, as QEMU's -d (supported: unimp, instructions the JIT lacks).
+    /// Trace items, as QEMU's -d: in_asm, op, out_asm, cpu, exec, int, unimp (`-d help`).
     #[arg(short = 'd', value_name = "ITEM[,...]")]
     log: Option<String>,
+    /// Write the -d trace to FILE instead of stderr.
+    #[arg(short = 'D', value_name = "FILE")]
+    log_file: Option<PathBuf>,
 }
 
 /// Single-dash spellings accepted for long options.
@@ -121,6 +124,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "m",
     "M",
     "d",
+    "D",
 ];
 
 /// Rewrites QEMU-style `-option` words into `--option`; a single-dash word that is no option
@@ -249,26 +253,6 @@ fn parse_accel(spec: &str) -> Result<Option<(AccelKind, tandem_accel::TcgConfig)
     Ok(Some((kind, tcg)))
 }
 
-/// `-d` items: QEMU's log item names; those not implemented yet are refused by name.
-fn parse_log_items(spec: &str, tcg: &mut tandem_accel::TcgConfig) -> Result<(), CliError> {
-    for item in spec.split(',') {
-        match item {
-            "unimp" => tcg.log_unimplemented = true,
-            "in_asm" | "op" | "out_asm" | "cpu" | "exec" | "int" => {
-                return Err(CliError(format!(
-                    "-d: log item '{item}' is not supported yet (supported: unimp)"
-                )))
-            }
-            other => {
-                return Err(CliError(format!(
-                    "-d: unknown log item '{other}' (supported: unimp)"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
 /// `-machine` result: Some(kernel_irqchip) or None for `help`.
 fn parse_machine(spec: &str) -> Result<Option<bool>, CliError> {
     let mut irqchip = true;
@@ -359,7 +343,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         }
     }
     if let Some(items) = &args.log {
-        parse_log_items(items, &mut tcg)?;
+        if items == "help" {
+            return Ok(Command::Print(tandem_accel::log::TraceFlags::help().into()));
+        }
+        tcg.trace = tandem_accel::log::TraceFlags::parse(items)
+            .map_err(|item| CliError(format!("-d: unknown log item '{item}' (try -d help)")))?;
+    }
+    if let Some(path) = &args.log_file {
+        tandem_accel::log::set_log_file(path)
+            .map_err(|e| CliError(format!("-D: cannot open '{}': {e}", path.display())))?;
     }
     if args.enable_kvm {
         if args.accel.is_some() && accel != AccelKind::Kvm {

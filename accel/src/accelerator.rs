@@ -65,8 +65,8 @@ pub enum Tier {
 pub struct TcgConfig {
     /// The tier.
     pub tier: Tier,
-    /// Print each instruction that has no semantics when it is met (`-d unimp`).
-    pub log_unimplemented: bool,
+    /// What to trace (`-d`).
+    pub trace: crate::log::TraceFlags,
     /// Print the JIT's counters when the machine stops (`-accel tcg,stats=on`).
     pub print_stats: bool,
 }

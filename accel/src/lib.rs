@@ -11,6 +11,7 @@ pub mod accelerator;
 pub mod error;
 #[cfg(feature = "kvm")]
 pub mod kvm;
+pub mod log;
 #[cfg(feature = "tcg")]
 pub mod tcg;
 

@@ -28,6 +28,7 @@ use super::memory::{BoundLinear, Linear, MemoryState};
 use super::system_bus::TcgSystemBus;
 use crate::accelerator::{IrqchipConnection, MachineBus, TcgConfig, Tier, Vcpu, VcpuExit};
 use crate::error::AccelError;
+use crate::log;
 
 /// Counters of one vCPU (the `info jit` figures).
 #[derive(Debug, Default, Clone)]
@@ -76,6 +77,15 @@ pub struct TcgVcpu {
 // SAFETY: the Rc<Block> values live only inside `blocks`, which is never shared: the vCPU and
 // everything it owns move to the vCPU thread together, and no Rc escapes a call to `run`.
 unsafe impl Send for TcgVcpu {}
+
+/// Intel-syntax text of one instruction.
+fn disasm(i: &Instruction) -> String {
+    use iced_x86::Formatter;
+    let mut f = iced_x86::IntelFormatter::new();
+    let mut out = String::new();
+    f.format(i, &mut out);
+    out
+}
 
 /// Why a block ended early.
 enum BlockEnd {
@@ -141,7 +151,10 @@ impl TcgVcpu {
         }
         if self.compiler.is_none() {
             match Compiler::new() {
-                Ok(c) => self.compiler = Some(c),
+                Ok(mut c) => {
+                    c.keep_listing = self.config.trace.op || self.config.trace.out_asm;
+                    self.compiler = Some(c);
+                }
                 Err(e) => {
                     eprintln!("tandem: tcg: Cranelift unavailable ({e}); interpreting only");
                     self.config.tier = Tier::Interp;
@@ -166,7 +179,27 @@ impl TcgVcpu {
             jb.finish(EXIT_NORMAL);
         };
         match compiler.compile(&abi, n as u64, emit) {
-            Ok(code) => block.compiled.set(Some((code, n))),
+            Ok(code) => {
+                block.compiled.set(Some((code, n)));
+                if self.config.trace.op {
+                    log::write(&format!(
+                        "OP: block {:#018x} ({n} guest instructions)\n{}\n",
+                        insns[0].ip(),
+                        compiler.last_ir()
+                    ));
+                }
+                if self.config.trace.out_asm {
+                    let host = compiler.last_code();
+                    let mut t = format!("OUT: [size={}]\n", host.len());
+                    let base = code.address();
+                    let mut d = iced_x86::Decoder::with_ip(64, host, base, 0);
+                    for i in &mut d {
+                        t.push_str(&format!("{:#018x}:  {}\n", i.ip(), disasm(&i)));
+                    }
+                    t.push('\n');
+                    log::write(&t);
+                }
+            }
             Err(tandem_tcg::jit::JitError::Full) => {
                 // Every compiled block points into the full region: drop them all (QEMU's
                 // tb_flush) and let hot blocks compile again.
@@ -259,6 +292,26 @@ impl TcgVcpu {
     fn deliver(&mut self, event: Event) -> BlockEnd {
         self.stats.events_delivered += 1;
         self.ctx.sync_flags();
+        if self.config.trace.int {
+            let c = &self.ctx.cpu;
+            let (e, cr2) = match event.kind {
+                EventKind::Exception { error_code, cr2 } => (error_code, cr2),
+                _ => (None, None),
+            };
+            log::write(&format!(
+                "{:6}: v={:02x} e={:04x} i={} cpl={} IP={:04x}:{:016x} SP={:04x}:{:016x} CR2={:016x}\n",
+                self.stats.events_delivered,
+                event.vector,
+                e.unwrap_or(0),
+                u8::from(matches!(event.kind, EventKind::Software { .. })),
+                c.cpl(),
+                c.seg[tandem_target_x86_64::cpu_state::sreg::CS].selector,
+                c.rip,
+                c.seg[tandem_target_x86_64::cpu_state::sreg::SS].selector,
+                c.gpr[tandem_target_x86_64::cpu_state::reg::RSP],
+                cr2.unwrap_or(c.cr2)
+            ));
+        }
         let mut linear = Linear {
             space: &self.bus.memory,
             state: &mut self.mem,
@@ -305,6 +358,14 @@ impl TcgVcpu {
                 let mut bytes = vec![0u8; page_bytes + 15];
                 let n = fetch(&mut linear, &self.ctx, pc, &mut bytes)?;
                 let block = form(&bytes[..n], vkey.rip, vkey.mode & 0xff, page_bytes.min(n));
+                if self.config.trace.in_asm {
+                    let mut t = String::from("----------------\nIN: \n");
+                    for i in &block.insns {
+                        t.push_str(&format!("{:#018x}:  {}\n", i.ip(), disasm(i)));
+                    }
+                    t.push('\n');
+                    log::write(&t);
+                }
                 self.blocks.insert(key, block)
             }
         };
@@ -335,6 +396,16 @@ impl TcgVcpu {
             },
         };
         self.stats.blocks_run += 1;
+        if self.config.trace.cpu {
+            self.ctx.sync_flags();
+            log::write(&self.ctx.cpu.dump());
+        }
+        if self.config.trace.exec {
+            log::write(&format!(
+                "Trace {}: [{:016x}/{:016x}/{:#x}]\n",
+                self.index, cs_base, rip, vkey.mode
+            ));
+        }
         let shadow = self.ctx.cpu.events.interrupt_shadow != 0;
         let dc = Dc { bitness };
         let mut start = 0;
@@ -400,11 +471,13 @@ impl TcgVcpu {
                     .unimplemented
                     .entry(format!("{:?}", insn.mnemonic()))
                     .or_default() += 1;
-                if self.config.log_unimplemented {
-                    eprintln!(
-                        "tandem: tcg: unimplemented instruction at {:#x}: {insn}",
-                        insn.ip()
-                    );
+                if self.config.trace.unimp {
+                    log::write(&format!(
+                        "unimplemented instruction at {:#018x}: {} ({:?})\n",
+                        insn.ip(),
+                        disasm(insn),
+                        insn.code()
+                    ));
                 }
                 Some(self.raise(Fault::ud()))
             }

@@ -26,6 +26,11 @@ pub struct CompiledBlock {
 unsafe impl Send for CompiledBlock {}
 
 impl CompiledBlock {
+    /// Host address of the code.
+    pub fn address(&self) -> u64 {
+        self.entry as u64
+    }
+
     /// Runs the block on `ctx`; returns its exit code.
     ///
     /// # Safety
@@ -62,6 +67,10 @@ pub struct Compiler {
     code: CodeBuffer,
     /// Counters.
     pub stats: CompilerStats,
+    /// Keep the IR text and host code of the last block (for `-d op,out_asm`).
+    pub keep_listing: bool,
+    last_ir: String,
+    last_code: Vec<u8>,
 }
 
 impl Compiler {
@@ -92,6 +101,9 @@ impl Compiler {
             fctx: FunctionBuilderContext::new(),
             code: CodeBuffer::new(CODE_BYTES)?,
             stats: CompilerStats::default(),
+            keep_listing: false,
+            last_ir: String::new(),
+            last_code: Vec::new(),
         })
     }
 
@@ -138,11 +150,17 @@ impl Compiler {
             jb.fb.seal_all_blocks();
             jb.fb.finalize(self.isa.frontend_config());
         }
+        if self.keep_listing {
+            self.last_ir = self.ctx.func.display().to_string();
+        }
         let compiled = self
             .ctx
             .compile(&*self.isa, &mut ControlPlane::default())
             .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
         let bytes = compiled.code_buffer();
+        if self.keep_listing {
+            self.last_code = bytes.to_vec();
+        }
         let entry = match self.code.push(bytes) {
             Some(p) => p,
             None => return Err(JitError::Full),
@@ -155,6 +173,16 @@ impl Compiler {
             entry,
             size: bytes.len(),
         })
+    }
+
+    /// The IR text of the last block compiled with `keep_listing` (Cranelift's CLIF).
+    pub fn last_ir(&self) -> &str {
+        &self.last_ir
+    }
+
+    /// The host code of the last block compiled with `keep_listing`.
+    pub fn last_code(&self) -> &[u8] {
+        &self.last_code
     }
 
     /// Drops every compiled block (their pointers must be forgotten by the caller first).
