@@ -16,13 +16,52 @@ fn asm(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
     a.assemble(CODE_ADDR).unwrap()
 }
 
-/// Runs `snippet` on KVM, or reports the test skipped.
+/// Runs `snippet` on KVM, or reports the test skipped (for what only the CPU runs: SSE,
+/// timeouts, CPL0 snippets).
 fn run(test: &str, snippet: &Snippet) -> Option<SnippetResult> {
     if let Err(why) = kvm_usable() {
         skipped(test, &why);
         return None;
     }
     Some(run_snippet(AccelKind::Kvm, snippet).unwrap())
+}
+
+fn on_tier(tier: tandem_accel::Tier, snippet: &Snippet) -> SnippetResult {
+    let config = tandem_accel::TcgConfig {
+        tier,
+        ..Default::default()
+    };
+    Harness::with_tcg(AccelKind::Tcg, config)
+        .unwrap()
+        .run(snippet)
+        .unwrap()
+}
+
+fn assert_same(what: &str, a: &SnippetResult, b: &SnippetResult) {
+    assert_eq!(a.end, b.end, "{what}: end");
+    assert_eq!(a.state.gpr, b.state.gpr, "{what}: registers");
+    assert_eq!(a.state.rip, b.state.rip, "{what}: rip");
+    assert_eq!(a.state.rflags, b.state.rflags, "{what}: rflags");
+    assert_eq!(a.memory, b.memory, "{what}: memory");
+}
+
+/// Runs `snippet` on the JIT's two tiers and, where /dev/kvm works, on the CPU: all must
+/// agree; the result is the CPU's (or the JIT's without KVM).
+fn run_all(test: &str, snippet: &Snippet) -> SnippetResult {
+    let interp = on_tier(tandem_accel::Tier::Interp, snippet);
+    let jit = on_tier(tandem_accel::Tier::Jit, snippet);
+    assert_same(&format!("{test}: interp vs jit"), &interp, &jit);
+    match kvm_usable() {
+        Ok(()) => {
+            let cpu = run_snippet(AccelKind::Kvm, snippet).unwrap();
+            assert_same(&format!("{test}: kvm vs tcg"), &cpu, &interp);
+            cpu
+        }
+        Err(why) => {
+            skipped(&format!("{test} [kvm oracle]"), &why);
+            interp
+        }
+    }
 }
 
 const CF: u64 = 1;
@@ -34,9 +73,7 @@ fn add_with_carry_out() {
     let s = Snippet::new(code.clone())
         .with_gpr(reg::RAX, u64::MAX)
         .with_gpr(reg::RBX, 1);
-    let Some(r) = run("add_with_carry_out", &s) else {
-        return;
-    };
+    let r = run_all("add_with_carry_out", &s);
     assert_eq!(r.end, SnippetEnd::Completed, "{}", r.state.dump());
     assert_eq!(r.state.gpr[reg::RAX], 0);
     assert_eq!(r.state.rflags & (CF | ZF), CF | ZF);
@@ -56,9 +93,7 @@ fn loop_of_n_iterations() {
         a.dec(rcx).unwrap();
         a.jnz(top).unwrap();
     });
-    let Some(r) = run("loop_of_n_iterations", &Snippet::new(code)) else {
-        return;
-    };
+    let r = run_all("loop_of_n_iterations", &Snippet::new(code));
     assert_eq!(r.end, SnippetEnd::Completed);
     assert_eq!((r.state.gpr[reg::RAX], r.state.gpr[reg::RCX]), (1000, 0));
     assert_ne!(r.state.rflags & ZF, 0);
@@ -76,9 +111,7 @@ fn store_to_a_data_region_is_read_back() {
     let s = Snippet::new(code)
         .with_gpr(reg::RDI, DATA)
         .with_memory(DATA, 41u64.to_le_bytes().repeat(2));
-    let Some(r) = run("store_to_a_data_region_is_read_back", &s) else {
-        return;
-    };
+    let r = run_all("store_to_a_data_region_is_read_back", &s);
     assert_eq!(r.end, SnippetEnd::Completed);
     let (addr, bytes) = &r.memory[0];
     assert_eq!(*addr, DATA);
@@ -105,12 +138,10 @@ fn division_by_zero_reports_de_at_the_div() {
         div_at = ip;
     }
     let code = res.inner.code_buffer;
-    let Some(r) = run(
+    let r = run_all(
         "division_by_zero_reports_de_at_the_div",
         &Snippet::new(code),
-    ) else {
-        return;
-    };
+    );
     assert_eq!(
         r.end,
         SnippetEnd::Exception {
@@ -131,9 +162,7 @@ fn page_fault_reports_cr2_and_error_code() {
         a.mov(rax, UNMAPPED).unwrap();
         a.mov(qword_ptr(rax), rbx).unwrap();
     });
-    let Some(r) = run("page_fault_reports_cr2_and_error_code", &Snippet::new(code)) else {
-        return;
-    };
+    let r = run_all("page_fault_reports_cr2_and_error_code", &Snippet::new(code));
     // Not present (P=0), write (W=2), user (U=4).
     assert_eq!(
         r.end,
@@ -146,7 +175,7 @@ fn page_fault_reports_cr2_and_error_code() {
     assert_eq!(r.state.rip, CODE_ADDR + 10);
     // The harness's own page is protected from the snippet: a read is a protection fault.
     let code = asm(|a| a.mov(rax, qword_ptr(0x8000u64)).unwrap());
-    let r = run_snippet(AccelKind::Kvm, &Snippet::new(code)).unwrap();
+    let r = run_all("page_fault_on_the_harness_page", &Snippet::new(code));
     assert_eq!(
         r.end,
         SnippetEnd::Exception {
@@ -163,9 +192,7 @@ fn ud2_gives_ud() {
         a.nop().unwrap();
         a.ud2().unwrap();
     });
-    let Some(r) = run("ud2_gives_ud", &Snippet::new(code)) else {
-        return;
-    };
+    let r = run_all("ud2_gives_ud", &Snippet::new(code));
     assert_eq!(
         r.end,
         SnippetEnd::Exception {
@@ -244,9 +271,7 @@ fn sse_addps_reads_back_xmm0() {
 fn popcnt_runs_natively() {
     let code = asm(|a| a.popcnt(rax, rbx).unwrap());
     let s = Snippet::new(code).with_gpr(reg::RBX, 0xf0f0_0000_0000_0001);
-    let Some(r) = run("popcnt_runs_natively", &s) else {
-        return;
-    };
+    let r = run_all("popcnt_runs_natively", &s);
     assert_eq!(r.end, SnippetEnd::Completed);
     assert_eq!(r.state.gpr[reg::RAX], 9);
 }
@@ -388,4 +413,42 @@ fn cli_exec_errors_name_the_culprit() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn page_crossing_accesses() {
+    // The last mapped page ends at 64 MiB: a store straddling it faults on the second page
+    // (CR2 = the first unmapped byte) and writes nothing; a misaligned load within RAM
+    // straddling two pages reads both.
+    const END: u64 = 64 << 20;
+    let code = asm(|a| {
+        a.mov(rax, END - 4).unwrap();
+        a.mov(rbx, 0x1122_3344_5566_7788u64).unwrap();
+        a.mov(qword_ptr(rax), rbx).unwrap();
+    });
+    let s = Snippet::new(code).with_memory(END - 0x1000, vec![0xaa; 0x1000]);
+    let r = run_all("page_crossing_accesses", &s);
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 14,
+            error_code: Some(6),
+            cr2: Some(END)
+        }
+    );
+    assert!(r.memory[0].1.iter().all(|&b| b == 0xaa), "nothing written");
+    let code = asm(|a| {
+        a.mov(rax, 0x50_0ffdu64).unwrap();
+        a.mov(rbx, qword_ptr(rax)).unwrap();
+        a.mov(qword_ptr(rax + 0x10), rbx).unwrap();
+    });
+    let data: Vec<u8> = (0..0x2000u32).map(|i| i as u8).collect();
+    let s = Snippet::new(code).with_memory(0x50_0000, data);
+    let r = run_all("page_crossing_accesses_misaligned", &s);
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!(r.state.gpr[reg::RBX], 0x0403_0201_00ff_fefd);
+    assert_eq!(
+        &r.memory[0].1[0x100d..0x1015],
+        &0x0403_0201_00ff_fefdu64.to_le_bytes()
+    );
 }
