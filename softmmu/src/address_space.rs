@@ -160,6 +160,22 @@ impl AddressSpace {
             .collect()
     }
 
+    /// Host address of the 4 KiB page at `gpa` if it is RAM (ROM and MMIO: None), for
+    /// engines that access guest RAM directly (the JIT's TLB fast path). The page lies wholly
+    /// inside one region because regions are page-granular.
+    pub fn ram_page_host(&self, gpa: u64) -> Option<*mut u8> {
+        let page = gpa & !0xfff;
+        let r = self.find(page)?;
+        match &r.backing {
+            Backing::Ram { mem, offset } if page.checked_add(4096)? <= r.end() => {
+                let off = offset.checked_add(page - r.base)?;
+                (off.checked_add(4096)? <= mem.len())
+                    .then(|| mem.host_addr().wrapping_add(off as usize))
+            }
+            _ => None,
+        }
+    }
+
     /// True if every byte of `[gpa, gpa + len)` is RAM or ROM.
     pub fn is_memory(&self, gpa: u64, len: u64) -> bool {
         self.walk(gpa, len, |_, _, _| true).is_ok()
@@ -336,6 +352,17 @@ mod tests {
         assert!(s.write(0x5000, &b).is_err());
         assert!(s.read(u64::MAX - 1, &mut b).is_err());
         assert!(s.write(0x20000, &b).is_err());
+    }
+
+    #[test]
+    fn ram_pages_have_host_addresses_rom_and_mmio_do_not() {
+        let (s, _) = space();
+        let p0 = s.ram_page_host(0x10).unwrap();
+        let p1 = s.ram_page_host(0x1fff).unwrap();
+        assert_eq!(p1 as usize - p0 as usize, 0x1000);
+        assert!(s.ram_page_host(0x10000).is_none());
+        assert!(s.ram_page_host(0x20000).is_none());
+        assert!(s.ram_page_host(0x5000).is_none());
     }
 
     #[test]

@@ -6,14 +6,15 @@
 //! engine's load/store helpers; a fault or `raise` stores the trap record and the faulting
 //! instruction's PC into the context and returns [`EXIT_TRAP`].
 //!
+//! Guest memory accesses probe the [`fast_tlb`] inline and call the helpers only on a miss.
+//!
 //! Known warts (first version): every guest register access is a context load/store (no SSA
-//! caching across instructions yet), memory always goes through the helpers (no inline TLB
-//! probe yet), and blocks return to the dispatcher (no chaining yet). DESIGN.md lists each as
-//! the next step; the measured speed is in the issue note.
+//! caching across instructions yet) and blocks return to the dispatcher (no chaining yet).
 
 mod code_buffer;
 mod compiler;
 mod emitter;
+pub mod fast_tlb;
 
 pub use code_buffer::CodeBuffer;
 pub use compiler::{CompiledBlock, Compiler, CompilerStats};
@@ -39,6 +40,9 @@ pub struct JitAbi {
     pub trap_vector_offset: i32,
     /// The trap record's error code field (u64::MAX for none).
     pub trap_error_offset: i32,
+    /// Where the context holds the address of the [`fast_tlb::FastTlb`] for the code's
+    /// privilege (set by the engine before each call); None: no inline fast path.
+    pub fast_tlb_offset: Option<i32>,
     /// Guest loads.
     pub load: MemLoadFn,
     /// Guest stores.

@@ -77,7 +77,7 @@ pub fn fetch(
                     // Executing from MMIO or unassigned space: what a PC bus returns.
                     buf[done..done + n].fill(0xff);
                 }
-                mem.state.code_pages.insert(phys >> 12);
+                mem.state.add_code_page(phys >> 12);
             }
             Err(f) if done == 0 => return Err(f),
             Err(_) => break,

@@ -1,7 +1,7 @@
 //! What compiled code calls back into: guest loads and stores through the vCPU's memory, and
 //! the ABI that tells the compiler where the PC and the trap record live in `X86Context`.
 
-use tandem_target_x86_64::context::{HELPER_ERROR, HELPER_VECTOR, RIP};
+use tandem_target_x86_64::context::{FAST_TLB, HELPER_ERROR, HELPER_VECTOR, RIP};
 use tandem_target_x86_64::exception::vector;
 use tandem_target_x86_64::X86Context;
 use tandem_tcg::jit::JitAbi;
@@ -14,6 +14,7 @@ pub fn abi() -> JitAbi {
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,
+        fast_tlb_offset: Some(FAST_TLB as i32),
         load: jit_load,
         store: jit_store,
     }

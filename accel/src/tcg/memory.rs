@@ -9,6 +9,8 @@ use tandem_target_x86_64::memory::{Access, LinearMemory, PhysicalMemory};
 use tandem_target_x86_64::paging::{self, Privilege};
 use tandem_target_x86_64::{CpuState, Fault};
 
+use tandem_tcg::jit::fast_tlb::FastTlb;
+
 use super::tlb::Tlb;
 
 /// Physical memory over the shared address space.
@@ -23,17 +25,39 @@ impl PhysicalMemory for Phys<'_> {
     }
 }
 
-/// The per-vCPU memory state that outlives one block: TLB and code pages.
+/// The per-vCPU memory state that outlives one block: TLBs and code pages.
 #[derive(Default)]
 pub struct MemoryState {
-    /// The software TLB.
+    /// The software TLB (linear to physical).
     pub tlb: Tlb,
+    /// The TLBs compiled code probes (linear to host RAM): supervisor, user.
+    pub fast: [FastTlb; 2],
     /// Physical page numbers holding translated code.
     pub code_pages: HashSet<u64>,
     /// Set when a store hit a code page: translations must be dropped.
     pub code_written: bool,
     /// CR2 of the last #PF raised through the interpreter path.
     pub last_cr2: Option<u64>,
+}
+
+impl MemoryState {
+    /// Forgets every translation (paging changed).
+    pub fn flush_tlb(&mut self) {
+        self.tlb.flush();
+        for f in &mut self.fast {
+            f.flush();
+        }
+    }
+
+    /// Records that physical page `page` holds translated code: stores to it must take the
+    /// slow path from now on, so that they are seen.
+    pub fn add_code_page(&mut self, page: u64) {
+        if self.code_pages.insert(page) {
+            for f in &mut self.fast {
+                f.flush_writes();
+            }
+        }
+    }
 }
 
 /// Linear-memory access for one vCPU at one moment (its CPU state decides paging and CPL).
@@ -68,6 +92,10 @@ impl Linear<'_> {
         let t = paging::translate(cpu, &mut Phys(self.space), addr, access, who)?;
         if access != Access::Execute {
             self.state.tlb.fill(addr, t.phys, user, write);
+            if let Some(host) = self.space.ram_page_host(t.phys) {
+                let writable = write && !self.state.code_pages.contains(&(t.phys >> 12));
+                self.state.fast[usize::from(user)].fill(addr, host, writable);
+            }
         }
         Ok(t.phys)
     }
@@ -80,6 +108,13 @@ impl Linear<'_> {
         buf: &mut [u8],
         supervisor: bool,
     ) -> Result<(), Fault> {
+        let user = !supervisor && cpu.cpl() == 3;
+        if let Some(p) = self.state.fast[usize::from(user)].lookup(addr, buf.len(), false) {
+            // SAFETY: a fast-TLB hit is a RAM page of the address space, which outlives us, and
+            // the access stays inside that page (checked by lookup).
+            unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+            return Ok(());
+        }
         let mut done = 0;
         while done < buf.len() {
             let a = addr.wrapping_add(done as u64);
@@ -100,6 +135,12 @@ impl Linear<'_> {
         data: &[u8],
         supervisor: bool,
     ) -> Result<(), Fault> {
+        let user = !supervisor && cpu.cpl() == 3;
+        if let Some(p) = self.state.fast[usize::from(user)].lookup(addr, data.len(), true) {
+            // SAFETY: as in `read`; write hits exist only for RAM pages without code.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+            return Ok(());
+        }
         let first = (4096 - (addr & 0xfff) as usize).min(data.len());
         let p0 = self.translate(cpu, addr, Access::Write, supervisor)?;
         let p1 = if first < data.len() {

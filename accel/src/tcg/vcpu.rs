@@ -19,6 +19,7 @@ use tandem_target_x86_64::interrupt::{self, DeliveryError, Event, EventKind};
 use tandem_target_x86_64::semantics::{translate, Dc, Flow};
 use tandem_target_x86_64::system::{self, SystemOutcome};
 use tandem_target_x86_64::{CpuState, CpuidTable, Fault, X86Context};
+use tandem_tcg::jit::fast_tlb::FastTlb;
 use tandem_tcg::jit::{Compiler, EXIT_NORMAL, EXIT_TRAP};
 use tandem_tcg::{Builder, Interp, InterpTrap, Probe, Width};
 
@@ -237,12 +238,15 @@ impl TcgVcpu {
                 space: &self.bus.memory,
                 state: &mut self.mem,
             };
+            let user = usize::from(self.ctx.cpu.cpl() == 3);
+            self.ctx.fast_tlb = &mut linear.state.fast[user] as *mut FastTlb as u64;
             self.ctx.engine = &mut linear as *mut Linear as u64;
             let ctx = self.ctx.as_bytes_mut().as_mut_ptr();
             // SAFETY: the code was compiled by our live compiler for X86Context's ABI, and
             // `engine` points at a Linear that outlives the call (see jit_glue).
             let exit = unsafe { code.call(ctx) };
             self.ctx.engine = 0;
+            self.ctx.fast_tlb = 0;
             exit
         };
         if self.mem.code_written {
@@ -524,7 +528,7 @@ impl TcgVcpu {
                 BlockEnd::Halted
             }
             Ok(SystemOutcome::FlushTlb | SystemOutcome::InvalidatePage(_)) => {
-                self.mem.tlb.flush();
+                self.mem.flush_tlb();
                 self.blocks.flush_jump_cache();
                 BlockEnd::Continue
             }
@@ -649,7 +653,7 @@ impl Vcpu for TcgVcpu {
 
     fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
         *self.ctx = X86Context::new(*state);
-        self.mem.tlb.flush();
+        self.mem.flush_tlb();
         self.blocks.flush();
         self.mem.code_pages.clear();
         Ok(())

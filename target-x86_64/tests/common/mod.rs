@@ -207,6 +207,7 @@ fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,
+        fast_tlb_offset: None,
         load: jit_load,
         store: jit_store,
     };

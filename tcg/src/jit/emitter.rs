@@ -6,7 +6,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use crate::builder::{Builder, Cond};
 use crate::helper::Helper;
-use crate::jit::{JitAbi, EXIT_TRAP};
+use crate::jit::{fast_tlb, JitAbi, EXIT_TRAP};
 use crate::width::Width;
 
 /// A trap path was emitted; the instruction's remaining code is unreachable.
@@ -51,6 +51,11 @@ fn cc(c: Cond) -> IntCC {
 
 fn state_flags() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+/// Guest RAM through the fast TLB: valid host memory, any alignment.
+fn host_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
 }
 
 impl<'a> JitBuilder<'a> {
@@ -111,6 +116,83 @@ impl<'a> JitBuilder<'a> {
         let c = self.iconst(EXIT_TRAP);
         self.fb.ins().return_(&[c]);
         self.fb.switch_to_block(cont);
+    }
+
+    /// The inline TLB probe: on a hit, continues in a new block with the host address; the
+    /// returned block is where misses go (the caller fills it). None: no fast TLB in this ABI.
+    fn tlb_probe(
+        &mut self,
+        addr: Value,
+        w: Width,
+        write: bool,
+    ) -> Option<(Value, cranelift_codegen::ir::Block)> {
+        let tlb_off = self.abi.fast_tlb_offset?;
+        let ctx = self.ctx;
+        let tlb = self.fb.ins().load(types::I64, state_flags(), ctx, tlb_off);
+        let idx = self.fb.ins().ushr_imm_s(addr, 12i64);
+        let idx = self
+            .fb
+            .ins()
+            .band_imm_s(idx, (fast_tlb::ENTRIES - 1) as i64);
+        let off = self
+            .fb
+            .ins()
+            .ishl_imm_s(idx, i64::from(fast_tlb::ENTRY_SHIFT));
+        let entry = self.fb.ins().iadd(tlb, off);
+        let tag_off = if write {
+            fast_tlb::WRITE_TAG
+        } else {
+            fast_tlb::READ_TAG
+        };
+        let tag = self
+            .fb
+            .ins()
+            .load(types::I64, state_flags(), entry, tag_off);
+        let page = self.fb.ins().band_imm_s(addr, !0xfff);
+        let same = self.fb.ins().icmp(IntCC::Equal, tag, page);
+        // Within the page: (addr & 0xfff) <= 4096 - size.
+        let in_page = self.fb.ins().band_imm_s(addr, 0xfff);
+        let fits = self.fb.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            in_page,
+            4096 - w.bytes() as i64,
+        );
+        let hit = self.fb.ins().band(same, fits);
+        let fast = self.fb.create_block();
+        let slow = self.fb.create_block();
+        self.fb.ins().brif(hit, fast, &[], slow, &[]);
+        self.fb.seal_block(fast);
+        self.fb.seal_block(slow);
+        self.fb.switch_to_block(fast);
+        let addend = self
+            .fb
+            .ins()
+            .load(types::I64, state_flags(), entry, fast_tlb::ADDEND);
+        let host = self.fb.ins().iadd(addr, addend);
+        Some((host, slow))
+    }
+
+    fn slow_load(&mut self, addr: Value, w: Width) -> Value {
+        let f = self.iconst(self.abi.load as usize as u64);
+        let size = self.iconst(w.bytes() as u64);
+        let ctx = self.ctx;
+        let call = self
+            .fb
+            .ins()
+            .call_indirect(self.sig_load, f, &[ctx, addr, size]);
+        let v = self.fb.inst_results(call)[0];
+        self.check_trap();
+        v
+    }
+
+    fn slow_store(&mut self, addr: Value, w: Width, v: Value) {
+        let f = self.iconst(self.abi.store as usize as u64);
+        let size = self.iconst(w.bytes() as u64);
+        let ctx = self.ctx;
+        self.fb
+            .ins()
+            .call_indirect(self.sig_store, f, &[ctx, addr, size, v]);
+        self.check_trap();
     }
 
     /// Ends the function: returns `code` (the PC was stored by the caller).
@@ -228,26 +310,45 @@ impl Builder for JitBuilder<'_> {
     }
 
     fn load(&mut self, addr: Value, w: Width) -> Result<Value, Exited> {
-        let f = self.iconst(self.abi.load as usize as u64);
-        let size = self.iconst(w.bytes() as u64);
-        let ctx = self.ctx;
-        let call = self
-            .fb
-            .ins()
-            .call_indirect(self.sig_load, f, &[ctx, addr, size]);
-        let v = self.fb.inst_results(call)[0];
-        self.check_trap();
-        Ok(v)
+        let Some((host, slow)) = self.tlb_probe(addr, w, false) else {
+            return Ok(self.slow_load(addr, w));
+        };
+        // Fast path: read RAM directly.
+        let merge = self.fb.create_block();
+        let result = self.fb.append_block_param(merge, types::I64);
+        let raw = self.fb.ins().load(ty(w), host_flags(), host, 0);
+        let v = if w == Width::W64 {
+            raw
+        } else {
+            self.fb.ins().uextend(types::I64, raw)
+        };
+        self.fb.ins().jump(merge, &[v.into()]);
+        self.fb.switch_to_block(slow);
+        let v = self.slow_load(addr, w);
+        self.fb.ins().jump(merge, &[v.into()]);
+        self.fb.seal_block(merge);
+        self.fb.switch_to_block(merge);
+        Ok(result)
     }
 
     fn store(&mut self, addr: Value, w: Width, v: Value) -> Result<(), Exited> {
-        let f = self.iconst(self.abi.store as usize as u64);
-        let size = self.iconst(w.bytes() as u64);
-        let ctx = self.ctx;
-        self.fb
-            .ins()
-            .call_indirect(self.sig_store, f, &[ctx, addr, size, v]);
-        self.check_trap();
+        let Some((host, slow)) = self.tlb_probe(addr, w, true) else {
+            self.slow_store(addr, w, v);
+            return Ok(());
+        };
+        let merge = self.fb.create_block();
+        let narrow = if w == Width::W64 {
+            v
+        } else {
+            self.fb.ins().ireduce(ty(w), v)
+        };
+        self.fb.ins().store(host_flags(), narrow, host, 0);
+        self.fb.ins().jump(merge, &[]);
+        self.fb.switch_to_block(slow);
+        self.slow_store(addr, w, v);
+        self.fb.ins().jump(merge, &[]);
+        self.fb.seal_block(merge);
+        self.fb.switch_to_block(merge);
         Ok(())
     }
 
