@@ -36,6 +36,8 @@ pub struct X86Context {
     /// The address of the fast TLB compiled code probes for the current privilege (tcg's
     /// `jit::fast_tlb`), set by the engine before running compiled code; 0 otherwise.
     pub fast_tlb: u64,
+    /// Set by compiled code leaving a chain: the address of the last block's chain slots.
+    pub chain_last: u64,
     /// IA32_MTRR_DEF_TYPE (MSR 0x2ff); kept here, not in `CpuState`, because only the JIT's
     /// RDMSR/WRMSR model needs it (KVM keeps its own). Memory types have no effect on emulation.
     pub mtrr_def_type: u64,
@@ -64,6 +66,8 @@ pub const CC_SRC: usize = offset_of!(X86Context, cc_src);
 pub const CC_SRC2: usize = offset_of!(X86Context, cc_src2);
 /// Byte offset of the helper trap record's vector.
 pub const HELPER_VECTOR: usize = offset_of!(X86Context, helper_vector);
+/// Byte offset of `chain_last`.
+pub const CHAIN_LAST: usize = offset_of!(X86Context, chain_last);
 /// Byte offset of the fast-TLB pointer.
 pub const FAST_TLB: usize = offset_of!(X86Context, fast_tlb);
 /// Byte offset of the helper trap record's error code.
@@ -89,6 +93,7 @@ impl X86Context {
             helper_error: u64::MAX,
             engine: 0,
             fast_tlb: 0,
+            chain_last: 0,
             mtrr_def_type: 0,
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 16],

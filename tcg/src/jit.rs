@@ -8,9 +8,12 @@
 //!
 //! Guest memory accesses probe the [`fast_tlb`] inline and call the helpers only on a miss.
 //!
+//! Blocks chain to their successors with tail calls ([`chain`]).
+//!
 //! Known warts (first version): every guest register access is a context load/store (no SSA
-//! caching across instructions yet) and blocks return to the dispatcher (no chaining yet).
+//! caching across instructions yet), and lazy flags are computed by a helper when read.
 
+pub mod chain;
 mod code_buffer;
 mod compiler;
 mod emitter;
@@ -43,6 +46,12 @@ pub struct JitAbi {
     /// Where the context holds the address of the [`fast_tlb::FastTlb`] for the code's
     /// privilege (set by the engine before each call); None: no inline fast path.
     pub fast_tlb_offset: Option<i32>,
+    /// Address of the exit-request flag (a `u64` other threads set to make chained code return
+    /// to the dispatcher); 0: blocks are not chained.
+    pub exit_request: u64,
+    /// Where a block leaving the chain stores the address of its
+    /// [`ChainSlots`](chain::ChainSlots), so the dispatcher can link its successor.
+    pub chain_last_offset: i32,
     /// Guest loads.
     pub load: MemLoadFn,
     /// Guest stores.

@@ -128,6 +128,8 @@ fn abi() -> JitAbi {
         trap_vector_offset: TRAP_VEC as i32,
         trap_error_offset: TRAP_ERR as i32,
         fast_tlb_offset: None,
+        exit_request: 0,
+        chain_last_offset: 0,
         load,
         store,
     }

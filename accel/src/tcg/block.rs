@@ -39,6 +39,18 @@ pub struct Block {
     pub compiled: Cell<Option<(tandem_tcg::jit::CompiledBlock, usize)>>,
     /// Compilation was tried and gave nothing (no compilable prefix).
     pub not_compilable: Cell<bool>,
+    /// Successor links of its compiled code.
+    pub chain: tandem_tcg::jit::chain::ChainSlots,
+}
+
+impl Block {
+    /// Its compiled code, if that covers the whole block (only such blocks chain).
+    pub fn whole_code(&self) -> Option<tandem_tcg::jit::CompiledBlock> {
+        match self.compiled.get() {
+            Some((code, n)) if n == self.insns.len() => Some(code),
+            _ => None,
+        }
+    }
 }
 
 /// Decodes a block from `bytes` (fetched at RIP `rip`); `page_bytes` is how many of them lie on
@@ -68,6 +80,7 @@ pub fn form(bytes: &[u8], rip: u64, bitness: u32, page_bytes: usize) -> Block {
         runs: Cell::new(0),
         compiled: Cell::new(None),
         not_compilable: Cell::new(false),
+        chain: tandem_tcg::jit::chain::ChainSlots::new(rip),
     }
 }
 

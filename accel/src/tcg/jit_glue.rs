@@ -1,16 +1,19 @@
 //! What compiled code calls back into: guest loads and stores through the vCPU's memory, and
 //! the ABI that tells the compiler where the PC and the trap record live in `X86Context`.
 
-use tandem_target_x86_64::context::{FAST_TLB, HELPER_ERROR, HELPER_VECTOR, RIP};
+use tandem_target_x86_64::context::{CHAIN_LAST, FAST_TLB, HELPER_ERROR, HELPER_VECTOR, RIP};
 use tandem_target_x86_64::exception::vector;
 use tandem_target_x86_64::X86Context;
 use tandem_tcg::jit::JitAbi;
 
 use super::memory::Linear;
 
-/// The ABI of this engine's compiled blocks.
-pub fn abi() -> JitAbi {
+/// The ABI of this engine's compiled blocks; `exit_request` is the address of the vCPU's
+/// exit-request flag.
+pub fn abi(exit_request: u64) -> JitAbi {
     JitAbi {
+        exit_request,
+        chain_last_offset: CHAIN_LAST as i32,
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,

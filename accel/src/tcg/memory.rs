@@ -38,6 +38,8 @@ pub struct MemoryState {
     pub code_written: bool,
     /// CR2 of the last #PF raised through the interpreter path.
     pub last_cr2: Option<u64>,
+    /// The vCPU's exit-request flag: set when code is written, so chained code stops.
+    pub exit_request: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryState {
@@ -163,6 +165,9 @@ impl Linear<'_> {
     fn store_phys(&mut self, phys: u64, data: &[u8]) {
         if self.state.code_pages.contains(&(phys >> 12)) {
             self.state.code_written = true;
+            self.state
+                .exit_request
+                .store(1, std::sync::atomic::Ordering::SeqCst);
         }
         self.space.mmio_write(phys, data);
     }

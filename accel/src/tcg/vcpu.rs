@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use iced_x86::Instruction;
@@ -71,6 +73,12 @@ pub struct TcgVcpu {
     stats: TcgStats,
     config: TcgConfig,
     compiler: Option<Compiler>,
+    /// Set by other threads (stop requests, interrupts) and by writes to code: chained code
+    /// returns to the dispatcher when it sees it.
+    exit_request: Arc<AtomicU64>,
+    /// The chain slots of the block compiled code last left through, and the block-cache
+    /// generation they belong to: its successor gets linked if it runs next.
+    pending_link: Option<(u64, u64)>,
 }
 
 // SAFETY-free note: TcgVcpu holds Rc'd blocks, which are not Send; the cache is per vCPU and
@@ -113,6 +121,18 @@ impl TcgVcpu {
             },
             index,
         );
+        let exit_request = Arc::new(AtomicU64::new(0));
+        let flag = exit_request.clone();
+        bus.control
+            .on_request(move || flag.store(1, Ordering::SeqCst));
+        if let Some((pin, _)) = &irq {
+            let flag = exit_request.clone();
+            pin.on_raise(move || flag.store(1, Ordering::SeqCst));
+        }
+        let mem = MemoryState {
+            exit_request: exit_request.clone(),
+            ..MemoryState::default()
+        };
         Self {
             index,
             ctx: Box::new(X86Context::new(CpuState::default())),
@@ -120,11 +140,13 @@ impl TcgVcpu {
             irq,
             cpuid,
             blocks: BlockCache::default(),
-            mem: MemoryState::default(),
+            mem,
             boot: Instant::now(),
             stats: TcgStats::default(),
             config,
             compiler: None,
+            exit_request,
+            pending_link: None,
         }
     }
 
@@ -167,7 +189,9 @@ impl TcgVcpu {
             return;
         };
         let insns = &block.insns[..n];
-        let abi = super::jit_glue::abi();
+        let abi = super::jit_glue::abi(self.exit_request.as_ptr() as u64);
+        let whole = n == block.insns.len();
+        let slots = block.chain.address();
         let emit = |jb: &mut tandem_tcg::jit::JitBuilder| {
             for (k, insn) in insns.iter().enumerate() {
                 jb.begin_insn(insn.ip());
@@ -177,7 +201,11 @@ impl TcgVcpu {
                     jb.store_state(RIP, Width::W64, ip);
                 }
             }
-            jb.finish(EXIT_NORMAL);
+            if whole {
+                jb.finish_chained(slots);
+            } else {
+                jb.finish(EXIT_NORMAL);
+            }
         };
         match compiler.compile(&abi, n as u64, emit) {
             Ok(code) => {
@@ -241,6 +269,7 @@ impl TcgVcpu {
             let user = usize::from(self.ctx.cpu.cpl() == 3);
             self.ctx.fast_tlb = &mut linear.state.fast[user] as *mut FastTlb as u64;
             self.ctx.engine = &mut linear as *mut Linear as u64;
+            self.ctx.chain_last = 0;
             let ctx = self.ctx.as_bytes_mut().as_mut_ptr();
             // SAFETY: the code was compiled by our live compiler for X86Context's ABI, and
             // `engine` points at a Linear that outlives the call (see jit_glue).
@@ -253,6 +282,9 @@ impl TcgVcpu {
             self.mem.code_written = false;
             self.mem.code_pages.clear();
             self.blocks.flush();
+        }
+        if exit == EXIT_NORMAL && self.ctx.chain_last != 0 {
+            self.pending_link = Some((self.ctx.chain_last, self.blocks.flushes));
         }
         if exit == EXIT_TRAP {
             let vector = std::mem::take(&mut self.ctx.helper_vector).saturating_sub(1) as u8;
@@ -292,8 +324,30 @@ impl TcgVcpu {
         }
     }
 
+    /// Links the block compiled code last left from to `block`, if both allow it.
+    fn link_from_pending(&mut self, block: &Block) {
+        let Some((slots, generation)) = self.pending_link.take() else {
+            return;
+        };
+        if generation != self.blocks.flushes {
+            return;
+        }
+        let Some(code) = block.whole_code() else {
+            return;
+        };
+        let rip = block.insns.first().map_or(u64::MAX, |i| i.ip());
+        // SAFETY: `slots` is the ChainSlots of a block compiled code returned from, and no
+        // flush happened since (generation check): that block is still owned by the cache.
+        let slots = unsafe { &*(slots as *const tandem_tcg::jit::chain::ChainSlots) };
+        if slots.may_link(rip) {
+            slots.link(rip, code.address());
+        }
+    }
+
     /// Delivers `event`.
     fn deliver(&mut self, event: Event) -> BlockEnd {
+        // The next block is the handler, not the successor of the last compiled block.
+        self.pending_link = None;
         self.stats.events_delivered += 1;
         self.ctx.sync_flags();
         if self.config.trace.int {
@@ -399,6 +453,7 @@ impl TcgVcpu {
                 Err(f) => return self.raise(f),
             },
         };
+        self.link_from_pending(&block);
         self.stats.blocks_run += 1;
         if self.config.trace.cpu {
             self.ctx.sync_flags();
@@ -565,6 +620,9 @@ impl TcgVcpu {
 impl Vcpu for TcgVcpu {
     fn run(&mut self) -> Result<VcpuExit, AccelError> {
         loop {
+            // Cleared before the checks it stands for, so a request arriving after them is
+            // still seen by chained code.
+            self.exit_request.store(0, Ordering::SeqCst);
             if self.bus.control.stop_requested() {
                 return Ok(VcpuExit::Stopped);
             }
@@ -605,7 +663,7 @@ impl Vcpu for TcgVcpu {
         let _ = writeln!(r, "tcg vCPU {} ({:?} tier):", self.index, self.config.tier);
         let _ = writeln!(
             r,
-            "  blocks translated {}  blocks run {} ({} compiled)  instructions run {}",
+            "  blocks translated {}  dispatched {} ({} compiled; chained hops not counted)  instructions {}",
             s.blocks_translated, s.blocks_run, s.jit_blocks_run, s.insns_run
         );
         let lookups = s.tlb_hits + s.tlb_misses;

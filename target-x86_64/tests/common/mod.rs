@@ -208,6 +208,8 @@ fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,
         fast_tlb_offset: None,
+        exit_request: 0,
+        chain_last_offset: 0,
         load: jit_load,
         store: jit_store,
     };

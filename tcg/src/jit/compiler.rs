@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use cranelift_codegen::ir::{types, AbiParam, Function, Signature, UserFuncName};
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{control::ControlPlane, Context};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -17,6 +17,8 @@ const CODE_BYTES: usize = 64 << 20;
 #[derive(Clone, Copy, Debug)]
 pub struct CompiledBlock {
     entry: *const u8,
+    /// The SystemV-to-Tail entry trampoline.
+    trampoline: *const u8,
     /// Host code bytes.
     pub size: usize,
 }
@@ -26,7 +28,7 @@ pub struct CompiledBlock {
 unsafe impl Send for CompiledBlock {}
 
 impl CompiledBlock {
-    /// Host address of the code.
+    /// Host address of the code (what a chain slot links to).
     pub fn address(&self) -> u64 {
         self.entry as u64
     }
@@ -37,10 +39,11 @@ impl CompiledBlock {
     /// `ctx` must point to the context block the code was compiled for (its ABI offsets), and
     /// the compiler that produced this block must not have been reset since.
     pub unsafe fn call(&self, ctx: *mut u8) -> u64 {
-        // SAFETY: the entry was produced by Cranelift for `extern "C" fn(*mut u8) -> u64` with
-        // the host's default calling convention (SystemV here); see the caller's contract.
-        let f: extern "C" fn(*mut u8) -> u64 = unsafe { std::mem::transmute(self.entry) };
-        f(ctx)
+        // SAFETY: the trampoline was compiled as `extern "C" fn(ctx, code) -> u64` and calls
+        // `code`, a Tail-convention `fn(ctx) -> u64`, which this entry is; see the contract.
+        let f: extern "C" fn(*mut u8, *const u8) -> u64 =
+            unsafe { std::mem::transmute(self.trampoline) };
+        f(ctx, self.entry)
     }
 }
 
@@ -65,6 +68,9 @@ pub struct Compiler {
     ctx: Context,
     fctx: FunctionBuilderContext,
     code: CodeBuffer,
+    /// The trampoline lives apart from the blocks: resets of the block region keep it.
+    _trampoline_code: CodeBuffer,
+    trampoline: *const u8,
     /// Counters.
     pub stats: CompilerStats,
     /// Keep the IR text and host code of the last block (for `-d op,out_asm`).
@@ -82,6 +88,8 @@ impl Compiler {
                 .map_err(|e| JitError::Codegen(format!("{k}={v}: {e}")))
         };
         set(&mut flags, "opt_level", "none")?;
+        // Tail calls between blocks need frame pointers on x64 (DESIGN.md).
+        set(&mut flags, "preserve_frame_pointers", "true")?;
         set(
             &mut flags,
             "enable_verifier",
@@ -95,16 +103,56 @@ impl Compiler {
             .map_err(|e| JitError::Isa(e.to_string()))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| JitError::Isa(e.to_string()))?;
-        Ok(Self {
+        let mut c = Self {
             isa,
             ctx: Context::new(),
             fctx: FunctionBuilderContext::new(),
             code: CodeBuffer::new(CODE_BYTES)?,
+            _trampoline_code: CodeBuffer::new(4096)?,
+            trampoline: std::ptr::null(),
             stats: CompilerStats::default(),
             keep_listing: false,
             last_ir: String::new(),
             last_code: Vec::new(),
-        })
+        };
+        c.trampoline = c.build_trampoline()?;
+        Ok(c)
+    }
+
+    /// The signature of compiled blocks: `fn(ctx) -> exit code`, tail-callable.
+    fn block_sig(&self) -> Signature {
+        let mut s = Signature::new(CallConv::Tail);
+        s.params.push(AbiParam::new(types::I64));
+        s.returns.push(AbiParam::new(types::I64));
+        s
+    }
+
+    /// `extern "C" fn(ctx, code) -> u64` calling the Tail-convention block `code`.
+    fn build_trampoline(&mut self) -> Result<*const u8, JitError> {
+        let sig = self.sig(2, true);
+        let tail = self.block_sig();
+        self.ctx.clear();
+        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 1), sig);
+        {
+            let mut fb = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let tail_ref = fb.import_signature(tail);
+            let entry = fb.create_block();
+            fb.append_block_params_for_function_params(entry);
+            fb.switch_to_block(entry);
+            fb.seal_block(entry);
+            let (ctx, code) = (fb.block_params(entry)[0], fb.block_params(entry)[1]);
+            let call = fb.ins().call_indirect(tail_ref, code, &[ctx]);
+            let r = fb.inst_results(call)[0];
+            fb.ins().return_(&[r]);
+            fb.finalize(self.isa.frontend_config());
+        }
+        let compiled = self
+            .ctx
+            .compile(&*self.isa, &mut ControlPlane::default())
+            .map_err(|e| JitError::Codegen(format!("trampoline: {:?}", e.inner)))?;
+        self._trampoline_code
+            .push(compiled.code_buffer())
+            .ok_or(JitError::Full)
     }
 
     fn sig(&self, params: usize, ret: bool) -> Signature {
@@ -127,7 +175,7 @@ impl Compiler {
         emit: impl FnOnce(&mut JitBuilder),
     ) -> Result<CompiledBlock, JitError> {
         let start = Instant::now();
-        let sig = self.sig(1, true);
+        let sig = self.block_sig();
         let sig_helper = self.sig(5, true);
         let sig_load = self.sig(3, true);
         let sig_store = self.sig(4, false);
@@ -135,10 +183,16 @@ impl Compiler {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
         {
             let mut fb = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let tail = fb.import_signature(Signature {
+                params: vec![AbiParam::new(types::I64)],
+                returns: vec![AbiParam::new(types::I64)],
+                call_conv: CallConv::Tail,
+            });
             let sigs = (
                 fb.import_signature(sig_helper),
                 fb.import_signature(sig_load),
                 fb.import_signature(sig_store),
+                Some(tail),
             );
             let entry = fb.create_block();
             fb.append_block_params_for_function_params(entry);
@@ -171,6 +225,7 @@ impl Compiler {
         self.stats.nanos += start.elapsed().as_nanos() as u64;
         Ok(CompiledBlock {
             entry,
+            trampoline: self.trampoline,
             size: bytes.len(),
         })
     }

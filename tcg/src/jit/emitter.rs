@@ -21,6 +21,8 @@ pub struct JitBuilder<'a> {
     pub(crate) sig_helper: SigRef,
     pub(crate) sig_load: SigRef,
     pub(crate) sig_store: SigRef,
+    /// The signature of compiled blocks, for tail calls (None when not chaining).
+    pub(crate) sig_tail: Option<SigRef>,
     /// PC of the instruction being emitted (stored on its trap paths).
     pc: u64,
 }
@@ -63,7 +65,7 @@ impl<'a> JitBuilder<'a> {
         fb: FunctionBuilder<'a>,
         ctx: Value,
         abi: JitAbi,
-        sigs: (SigRef, SigRef, SigRef),
+        sigs: (SigRef, SigRef, SigRef, Option<SigRef>),
     ) -> Self {
         Self {
             fb,
@@ -72,6 +74,7 @@ impl<'a> JitBuilder<'a> {
             sig_helper: sigs.0,
             sig_load: sigs.1,
             sig_store: sigs.2,
+            sig_tail: sigs.3,
             pc: 0,
         }
     }
@@ -199,6 +202,54 @@ impl<'a> JitBuilder<'a> {
     pub fn finish(&mut self, code: u64) {
         let c = self.iconst(code);
         self.fb.ins().return_(&[c]);
+    }
+
+    /// Ends the function normally, chaining to a linked successor through `slots` (the
+    /// block's [`ChainSlots`](crate::jit::chain::ChainSlots)) unless an exit is requested.
+    /// Without chaining in the ABI this is `finish(EXIT_NORMAL)`.
+    pub fn finish_chained(&mut self, slots: u64) {
+        use crate::jit::chain;
+        if self.abi.exit_request == 0 || self.sig_tail.is_none() {
+            self.finish(crate::jit::EXIT_NORMAL);
+            return;
+        }
+        let ret = self.fb.create_block();
+        let flag_addr = self.iconst(self.abi.exit_request);
+        let flag = self.fb.ins().load(types::I64, state_flags(), flag_addr, 0);
+        let check = self.fb.create_block();
+        self.fb.ins().brif(flag, ret, &[], check, &[]);
+        self.fb.seal_block(check);
+        self.fb.switch_to_block(check);
+        let (ctx, pc_off) = (self.ctx, self.abi.pc_offset);
+        let rip = self.fb.ins().load(types::I64, state_flags(), ctx, pc_off);
+        let base = self.iconst(slots);
+        for i in 0..2 {
+            let linked = self
+                .fb
+                .ins()
+                .load(types::I64, state_flags(), base, chain::rip_offset(i));
+            let eq = self.fb.ins().icmp(IntCC::Equal, rip, linked);
+            let go = self.fb.create_block();
+            let next = self.fb.create_block();
+            self.fb.ins().brif(eq, go, &[], next, &[]);
+            self.fb.seal_block(go);
+            self.fb.seal_block(next);
+            self.fb.switch_to_block(go);
+            let code = self
+                .fb
+                .ins()
+                .load(types::I64, state_flags(), base, chain::code_offset(i));
+            let sig = self.sig_tail.unwrap_or(self.sig_helper);
+            self.fb.ins().return_call_indirect(sig, code, &[ctx]);
+            self.fb.switch_to_block(next);
+        }
+        self.fb.ins().jump(ret, &[]);
+        self.fb.seal_block(ret);
+        self.fb.switch_to_block(ret);
+        let (ctx, last) = (self.ctx, self.abi.chain_last_offset);
+        let addr = self.iconst(slots);
+        self.fb.ins().store(state_flags(), addr, ctx, last);
+        self.finish(crate::jit::EXIT_NORMAL);
     }
 }
 
