@@ -70,8 +70,10 @@ fn protected_mode_guest_does_port_io_and_halts() {
     .unwrap();
     accel.attach(&bus).unwrap();
     let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
-    let mut s = CpuState::default();
-    s.cr0 = bits::CR0_PE | bits::CR0_ET;
+    let mut s = CpuState {
+        cr0: bits::CR0_PE | bits::CR0_ET,
+        ..CpuState::default()
+    };
     s.seg[sreg::CS] = Segment::flat(0x18, true, false);
     for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
         s.seg[i] = Segment::flat(0x10, false, false);
