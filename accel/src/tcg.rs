@@ -3,11 +3,12 @@
 //! the x86 semantics in target-x86_64.
 //!
 //! It always uses the board's userspace PIC and PIT, and dispatches port and MMIO accesses to
-//! the shared buses like the KVM engine. Known warts: compilation happens on the vCPU thread
-//! (not yet in the background), blocks return to the dispatcher (no chaining yet), the block
-//! cache is flushed whole when code is written.
+//! the shared buses like the KVM engine. Tier `auto` compiles hot blocks on a background
+//! thread; compiled blocks chain to each other. Known warts: the block cache is flushed whole
+//! when code is written.
 
 mod block;
+mod compile;
 mod env;
 mod jit_glue;
 mod memory;

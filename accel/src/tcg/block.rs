@@ -39,6 +39,8 @@ pub struct Block {
     pub compiled: Cell<Option<(tandem_tcg::jit::CompiledBlock, usize)>>,
     /// Compilation was tried and gave nothing (no compilable prefix).
     pub not_compilable: Cell<bool>,
+    /// Handed to the background compiler, result not in yet.
+    pub queued: Cell<bool>,
     /// Successor links of its compiled code.
     pub chain: tandem_tcg::jit::chain::ChainSlots,
 }
@@ -80,6 +82,7 @@ pub fn form(bytes: &[u8], rip: u64, bitness: u32, page_bytes: usize) -> Block {
         runs: Cell::new(0),
         compiled: Cell::new(None),
         not_compilable: Cell::new(false),
+        queued: Cell::new(false),
         chain: tandem_tcg::jit::chain::ChainSlots::new(rip),
     }
 }

@@ -6,7 +6,7 @@
 //! `target_x86_64::system`; faults are delivered through the guest's IDT; a fault during
 //! delivery that escalates past #DF is a triple fault, reported as shutdown like KVM does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use iced_x86::Instruction;
 use tandem_softmmu::{InterruptAcknowledge, InterruptPin};
-use tandem_target_x86_64::context::RIP;
 use tandem_target_x86_64::cpu_state::CpuMode;
 use tandem_target_x86_64::flags::bit;
 use tandem_target_x86_64::interrupt::{self, DeliveryError, Event, EventKind};
@@ -22,10 +21,11 @@ use tandem_target_x86_64::semantics::{translate, Dc, Flow};
 use tandem_target_x86_64::system::{self, SystemOutcome};
 use tandem_target_x86_64::{CpuState, CpuidTable, Fault, X86Context};
 use tandem_tcg::jit::fast_tlb::FastTlb;
-use tandem_tcg::jit::{Compiler, EXIT_NORMAL, EXIT_TRAP};
-use tandem_tcg::{Builder, Interp, InterpTrap, Probe, Width};
+use tandem_tcg::jit::{CompiledBlock, Compiler, EXIT_NORMAL, EXIT_TRAP};
+use tandem_tcg::{Interp, InterpTrap};
 
 use super::block::{form, Block, BlockCache, BlockKey, VirtKey};
+use super::compile::{compilable_prefix, compile, Job, Outcome, Worker};
 use super::env::{fetch, TcgEnv};
 use super::memory::{BoundLinear, Linear, MemoryState};
 use super::system_bus::TcgSystemBus;
@@ -79,6 +79,11 @@ pub struct TcgVcpu {
     /// The chain slots of the block compiled code last left through, and the block-cache
     /// generation they belong to: its successor gets linked if it runs next.
     pending_link: Option<(u64, u64)>,
+    /// The background compiler (tier `auto`), started at the first hot block.
+    worker: Option<Worker>,
+    /// Blocks handed to it, by job id.
+    in_flight: HashMap<u64, Rc<Block>>,
+    next_job: u64,
 }
 
 // SAFETY-free note: TcgVcpu holds Rc'd blocks, which are not Send; the cache is per vCPU and
@@ -147,6 +152,9 @@ impl TcgVcpu {
             compiler: None,
             exit_request,
             pending_link: None,
+            worker: None,
+            in_flight: HashMap::new(),
+            next_job: 0,
         }
     }
 
@@ -155,27 +163,56 @@ impl TcgVcpu {
         self.compiler.as_ref().map(|c| c.stats)
     }
 
-    /// Compiles the longest prefix of `block` that has semantics and stays in generated code.
-    fn compile(&mut self, block: &Block, dc: &Dc) {
-        let mut n = 0;
-        for insn in &block.insns {
-            match translate(&mut Probe, dc, insn) {
-                Ok(Ok(Flow::Next)) => n += 1,
-                Ok(Ok(Flow::Jump)) => {
-                    n += 1;
-                    break;
-                }
-                _ => break,
-            }
+    /// Logs the IR and host code of a block just compiled (`-d op,out_asm`).
+    fn log_listing(&self, first: u64, len: usize, code: &CompiledBlock, ir: &str, host: &[u8]) {
+        if self.config.trace.op {
+            log::write(&format!(
+                "OP: block {first:#018x} ({len} guest instructions)\n{ir}\n"
+            ));
         }
+        if self.config.trace.out_asm {
+            let mut t = format!("OUT: [size={}]\n", host.len());
+            let mut d = iced_x86::Decoder::with_ip(64, host, code.address(), 0);
+            for i in &mut d {
+                t.push_str(&format!("{:#018x}:  {}\n", i.ip(), disasm(&i)));
+            }
+            t.push('\n');
+            log::write(&t);
+        }
+    }
+
+    fn listing_wanted(&self) -> bool {
+        self.config.trace.op || self.config.trace.out_asm
+    }
+
+    /// The compile job for `block`'s compilable prefix, or None if it has none.
+    fn job_for(&mut self, block: &Block, dc: &Dc) -> Option<Job> {
+        let n = compilable_prefix(&block.insns, dc);
         if n == 0 {
             block.not_compilable.set(true);
-            return;
+            return None;
         }
+        self.next_job += 1;
+        Some(Job {
+            id: self.next_job,
+            generation: self.blocks.flushes,
+            insns: block.insns[..n].to_vec(),
+            dc: *dc,
+            whole: n == block.insns.len(),
+            slots: block.chain.address(),
+            exit_request: self.exit_request.as_ptr() as u64,
+        })
+    }
+
+    /// Compiles `block` on this thread (tier `jit`).
+    fn compile_now(&mut self, block: &Block, dc: &Dc) {
+        let Some(job) = self.job_for(block, dc) else {
+            return;
+        };
         if self.compiler.is_none() {
             match Compiler::new() {
                 Ok(mut c) => {
-                    c.keep_listing = self.config.trace.op || self.config.trace.out_asm;
+                    c.keep_listing = self.listing_wanted();
                     self.compiler = Some(c);
                 }
                 Err(e) => {
@@ -185,48 +222,19 @@ impl TcgVcpu {
                 }
             }
         }
+        let listing = self.listing_wanted();
         let Some(compiler) = self.compiler.as_mut() else {
             return;
         };
-        let insns = &block.insns[..n];
-        let abi = super::jit_glue::abi(self.exit_request.as_ptr() as u64);
-        let whole = n == block.insns.len();
-        let slots = block.chain.address();
-        let emit = |jb: &mut tandem_tcg::jit::JitBuilder| {
-            for (k, insn) in insns.iter().enumerate() {
-                jb.begin_insn(insn.ip());
-                let flow = translate(jb, dc, insn);
-                if k + 1 == insns.len() && matches!(flow, Ok(Ok(Flow::Next))) {
-                    let ip = jb.imm(insn.next_ip());
-                    jb.store_state(RIP, Width::W64, ip);
-                }
-            }
-            if whole {
-                jb.finish_chained(slots);
-            } else {
-                jb.finish(EXIT_NORMAL);
-            }
-        };
-        match compiler.compile(&abi, n as u64, emit) {
+        match compile(compiler, &job) {
             Ok(code) => {
-                block.compiled.set(Some((code, n)));
-                if self.config.trace.op {
-                    log::write(&format!(
-                        "OP: block {:#018x} ({n} guest instructions)\n{}\n",
-                        insns[0].ip(),
-                        compiler.last_ir()
-                    ));
-                }
-                if self.config.trace.out_asm {
-                    let host = compiler.last_code();
-                    let mut t = format!("OUT: [size={}]\n", host.len());
-                    let base = code.address();
-                    let mut d = iced_x86::Decoder::with_ip(64, host, base, 0);
-                    for i in &mut d {
-                        t.push_str(&format!("{:#018x}:  {}\n", i.ip(), disasm(&i)));
-                    }
-                    t.push('\n');
-                    log::write(&t);
+                block.compiled.set(Some((code, job.insns.len())));
+                if listing {
+                    let (ir, host) = (
+                        compiler.last_ir().to_string(),
+                        compiler.last_code().to_vec(),
+                    );
+                    self.log_listing(job.insns[0].ip(), job.insns.len(), &code, &ir, &host);
                 }
             }
             Err(tandem_tcg::jit::JitError::Full) => {
@@ -238,16 +246,86 @@ impl TcgVcpu {
             Err(e) => {
                 eprintln!(
                     "tandem: tcg: compiling the block at {:#x} failed: {e}",
-                    insns[0].ip()
+                    job.insns[0].ip()
                 );
                 block.not_compilable.set(true);
             }
         }
     }
 
+    /// Hands `block` to the background compiler (tier `auto`).
+    fn compile_later(&mut self, block: &Rc<Block>, dc: &Dc) {
+        if self.worker.is_none() {
+            match Worker::spawn(self.listing_wanted()) {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    eprintln!("tandem: tcg: Cranelift unavailable ({e}); interpreting only");
+                    self.config.tier = Tier::Interp;
+                    return;
+                }
+            }
+        }
+        let Some(job) = self.job_for(block, dc) else {
+            return;
+        };
+        let id = job.id;
+        if self.worker.as_ref().is_some_and(|w| w.submit(job)) {
+            block.queued.set(true);
+            self.in_flight.insert(id, block.clone());
+        }
+    }
+
+    /// Installs code the background compiler finished.
+    fn collect_compiled(&mut self) {
+        while let Some(outcome) = self.worker.as_ref().and_then(|w| w.poll()) {
+            match outcome {
+                Outcome::Done {
+                    id,
+                    generation,
+                    code,
+                    len,
+                    listing,
+                } => {
+                    let Some(block) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    block.queued.set(false);
+                    if generation == self.blocks.flushes {
+                        block.compiled.set(Some((code, len)));
+                        if let Some((ir, host)) = listing {
+                            self.log_listing(block.insns[0].ip(), len, &code, &ir, &host);
+                        }
+                    }
+                }
+                Outcome::Failed { id, error } => {
+                    if let Some(block) = self.in_flight.remove(&id) {
+                        eprintln!(
+                            "tandem: tcg: compiling the block at {:#x} failed: {error}",
+                            block.insns[0].ip()
+                        );
+                        block.not_compilable.set(true);
+                    }
+                }
+                Outcome::Full { id } => {
+                    // Drop every block (and so every pointer into the worker's region), then
+                    // let the worker start over; jobs queued before the reset are stale.
+                    self.in_flight.remove(&id);
+                    self.blocks.flush();
+                    self.in_flight.clear();
+                    if let Some(w) = &self.worker {
+                        w.reset();
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `block`'s compiled prefix (compiling it first when hot). Returns how many
     /// instructions ran and, if the block is over, how it ended; None if nothing ran.
-    fn run_compiled(&mut self, block: &Block, dc: &Dc) -> Option<(usize, Option<BlockEnd>)> {
+    fn run_compiled(&mut self, block: &Rc<Block>, dc: &Dc) -> Option<(usize, Option<BlockEnd>)> {
+        if !self.in_flight.is_empty() {
+            self.collect_compiled();
+        }
         let runs = block.runs.get().saturating_add(1);
         block.runs.set(runs);
         let threshold = if self.config.tier == Tier::Jit {
@@ -255,8 +333,16 @@ impl TcgVcpu {
         } else {
             HOT_THRESHOLD
         };
-        if block.compiled.get().is_none() && !block.not_compilable.get() && runs >= threshold {
-            self.compile(block, dc);
+        if block.compiled.get().is_none()
+            && !block.not_compilable.get()
+            && !block.queued.get()
+            && runs >= threshold
+        {
+            if self.config.tier == Tier::Jit {
+                self.compile_now(block, dc);
+            } else {
+                self.compile_later(block, dc);
+            }
         }
         let (code, covered) = block.compiled.get()?;
         self.stats.jit_blocks_run += 1;

@@ -79,6 +79,10 @@ pub struct Compiler {
     last_code: Vec<u8>,
 }
 
+// SAFETY: the raw pointer is the trampoline in the compiler's own code region, which moves with
+// it; Cranelift's context and ISA are plain owned data.
+unsafe impl Send for Compiler {}
+
 impl Compiler {
     /// A compiler for the host, at Cranelift's cheapest useful settings (DESIGN.md).
     pub fn new() -> Result<Self, JitError> {
