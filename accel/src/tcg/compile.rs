@@ -8,7 +8,7 @@
 //! when it fills, the vCPU drops every block (and so every pointer into it) before the worker
 //! resets it.
 
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use iced_x86::Instruction;
@@ -175,9 +175,6 @@ impl Worker {
 
     /// A finished job, if one is ready.
     pub fn poll(&self) -> Option<Outcome> {
-        match self.results.try_recv() {
-            Ok(o) => Some(o),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.results.try_recv().ok()
     }
 }
