@@ -52,6 +52,8 @@ pub struct TcgStats {
     pub tlb_misses: u64,
     /// Blocks decoded.
     pub blocks_translated: u64,
+    /// Nanoseconds spent fetching and decoding blocks.
+    pub decode_nanos: u64,
 }
 
 /// Runs a block needs before tier `auto` compiles it.
@@ -500,8 +502,10 @@ impl TcgVcpu {
             None => {
                 let page_bytes = 4096 - (pc & 0xfff) as usize;
                 let mut bytes = vec![0u8; page_bytes + 15];
+                let started = Instant::now();
                 let n = fetch(&mut linear, &self.ctx, pc, &mut bytes)?;
                 let block = form(&bytes[..n], vkey.rip, vkey.mode & 0xff, page_bytes.min(n));
+                self.stats.decode_nanos += started.elapsed().as_nanos() as u64;
                 if self.config.trace.in_asm {
                     let mut t = String::from("----------------\nIN: \n");
                     for i in &block.insns {
@@ -749,8 +753,14 @@ impl Vcpu for TcgVcpu {
         let _ = writeln!(r, "tcg vCPU {} ({:?} tier):", self.index, self.config.tier);
         let _ = writeln!(
             r,
-            "  blocks translated {}  dispatched {} ({} compiled; chained hops not counted)  instructions {}",
-            s.blocks_translated, s.blocks_run, s.jit_blocks_run, s.insns_run
+            "  blocks translated {} ({:.1} µs/block to fetch and decode)",
+            s.blocks_translated,
+            s.decode_nanos as f64 / 1000.0 / s.blocks_translated.max(1) as f64
+        );
+        let _ = writeln!(
+            r,
+            "  dispatched {} ({} compiled; chained hops not counted)  instructions {}",
+            s.blocks_run, s.jit_blocks_run, s.insns_run
         );
         let lookups = s.tlb_hits + s.tlb_misses;
         let _ = writeln!(
