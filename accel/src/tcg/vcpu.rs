@@ -94,6 +94,26 @@ pub struct TcgVcpu {
 // everything it owns move to the vCPU thread together, and no Rc escapes a call to `run`.
 unsafe impl Send for TcgVcpu {}
 
+/// Runs `f` with the context and guest memory as seen by the CPU state at this moment (system
+/// instructions and delivery: paging and CPL as they were when it started).
+fn with_memory<R>(
+    ctx: &mut X86Context,
+    bus: &MachineBus,
+    state: &mut MemoryState,
+    f: impl FnOnce(&mut X86Context, &mut BoundLinear) -> R,
+) -> R {
+    let mut linear = Linear {
+        space: &bus.memory,
+        state,
+    };
+    let cpu = ctx.cpu;
+    let mut mem = BoundLinear {
+        linear: &mut linear,
+        cpu,
+    };
+    f(ctx, &mut mem)
+}
+
 /// Intel-syntax text of one instruction.
 fn disasm(i: &Instruction) -> String {
     use iced_x86::Formatter;
@@ -458,16 +478,10 @@ impl TcgVcpu {
                 cr2.unwrap_or(c.cr2)
             ));
         }
-        let mut linear = Linear {
-            space: &self.bus.memory,
-            state: &mut self.mem,
-        };
-        let cpu = self.ctx.cpu;
-        let mut mem = BoundLinear {
-            linear: &mut linear,
-            cpu,
-        };
-        match interrupt::deliver(&mut self.ctx, &mut mem, event) {
+        let delivered = with_memory(&mut self.ctx, &self.bus, &mut self.mem, |ctx, mem| {
+            interrupt::deliver(ctx, mem, event)
+        });
+        match delivered {
             Ok(()) => {
                 // Delivery may change CPL and stacks: cached user/supervisor translations stay
                 // valid, and the mode of the next block comes from the new state.
@@ -651,22 +665,15 @@ impl TcgVcpu {
 
     fn system(&mut self, insn: &Instruction) -> BlockEnd {
         self.ctx.sync_flags();
-        let mut linear = Linear {
-            space: &self.bus.memory,
-            state: &mut self.mem,
-        };
-        let cpu = self.ctx.cpu;
-        let mut mem = BoundLinear {
-            linear: &mut linear,
-            cpu,
-        };
         let mut sysbus = TcgSystemBus {
             ports: &self.bus.ports,
             cpuid: &self.cpuid,
             boot: self.boot,
             tsc_offset: 0,
         };
-        let r = system::execute(&mut self.ctx, insn, &mut mem, &mut sysbus);
+        let r = with_memory(&mut self.ctx, &self.bus, &mut self.mem, |ctx, mem| {
+            system::execute(ctx, insn, mem, &mut sysbus)
+        });
         match r {
             Ok(SystemOutcome::Halt) => {
                 self.ctx.cpu.halted = true;
