@@ -79,6 +79,11 @@ pub const fn cc_op(kind: CcKind, w: Width) -> u64 {
         }
 }
 
+/// The kind and width a `cc_op` value encodes (None for CC_EFLAGS or garbage).
+pub fn cc_kind_width(op: u64) -> Option<(CcKind, Width)> {
+    decode(op)
+}
+
 fn decode(op: u64) -> Option<(CcKind, Width)> {
     let w = match op & 3 {
         0 => Width::W8,

@@ -54,6 +54,22 @@ impl Cond {
     }
 }
 
+/// What the guest's last flag-setting operation was, remembered while one block is translated
+/// (tier 1) or one instruction runs (tier 0), so that a later flag read in the same block can be
+/// computed from the operands instead of materializing all flags. `op` is the guest's own
+/// encoding of the operation (x86: its lazy `cc_op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagsMemo<V> {
+    /// The operation and width, guest-encoded.
+    pub op: u64,
+    /// Its result.
+    pub dst: V,
+    /// Its first operand.
+    pub src: V,
+    /// Its second operand.
+    pub src2: V,
+}
+
 /// The operations of the translator's vocabulary.
 pub trait Builder {
     /// A 64-bit integer value.
@@ -125,6 +141,10 @@ pub trait Builder {
 
     /// Raises guest exception `vector` (with an error code); propagate the result with `Err`.
     fn raise(&mut self, vector: u8, error_code: Option<Self::Value>) -> Self::Trap;
+
+    /// The translation-time record of the last flag-setting operation (see [`FlagsMemo`]).
+    /// Builders forget it where control flow merges paths that may disagree.
+    fn flags_memo(&mut self) -> &mut Option<FlagsMemo<Self::Value>>;
 
     /// Runs `then` only when `c != 0`.
     fn if_then(

@@ -5,7 +5,7 @@
 //! from the guest's `offset_of!` constants; an offset outside the block is a translator bug:
 //! it reads 0 and writes nothing (and asserts in debug builds) rather than touching other memory.
 
-use crate::builder::{Builder, Cond};
+use crate::builder::{Builder, Cond, FlagsMemo};
 use crate::helper::Helper;
 use crate::width::Width;
 
@@ -36,12 +36,13 @@ pub trait InterpEnv {
 /// The interpreter over an environment.
 pub struct Interp<'e, E: InterpEnv> {
     env: &'e mut E,
+    memo: Option<FlagsMemo<u64>>,
 }
 
 impl<'e, E: InterpEnv> Interp<'e, E> {
     /// An interpreter running against `env`.
     pub fn new(env: &'e mut E) -> Self {
-        Self { env }
+        Self { env, memo: None }
     }
 
     /// The environment.
@@ -183,6 +184,10 @@ impl<E: InterpEnv> Builder for Interp<'_, E> {
             vector,
             error_code: error_code.map(|e| e as u32),
         }
+    }
+
+    fn flags_memo(&mut self) -> &mut Option<FlagsMemo<u64>> {
+        &mut self.memo
     }
 
     fn if_then(

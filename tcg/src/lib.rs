@@ -17,7 +17,7 @@ pub mod jit;
 pub mod probe;
 pub mod width;
 
-pub use builder::{Builder, Cond};
+pub use builder::{Builder, Cond, FlagsMemo};
 pub use helper::{Helper, HelperFn};
 pub use interp::{Interp, InterpEnv, InterpTrap};
 pub use probe::Probe;

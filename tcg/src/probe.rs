@@ -1,13 +1,15 @@
 //! A builder that computes nothing: running semantics over it tells whether an instruction
 //! has semantics at all, before the compiler commits IR to it.
 
-use crate::builder::{Builder, Cond};
+use crate::builder::{Builder, Cond, FlagsMemo};
 use crate::helper::Helper;
 use crate::width::Width;
 
 /// The do-nothing builder.
 #[derive(Debug, Default)]
-pub struct Probe;
+pub struct Probe {
+    memo: Option<FlagsMemo<()>>,
+}
 
 impl Builder for Probe {
     type Value = ();
@@ -49,6 +51,9 @@ impl Builder for Probe {
         Ok(())
     }
     fn raise(&mut self, _: u8, _: Option<()>) {}
+    fn flags_memo(&mut self) -> &mut Option<FlagsMemo<()>> {
+        &mut self.memo
+    }
     fn if_then(&mut self, _: (), then: impl FnOnce(&mut Self) -> Result<(), ()>) -> Result<(), ()> {
         // Both paths are explored: a missing piece inside a conditional counts too.
         let _ = then(self);

@@ -21,7 +21,7 @@ use tandem_tcg::{Builder, Probe, Width};
 pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> usize {
     let mut n = 0;
     for insn in insns {
-        match translate(&mut Probe, dc, insn) {
+        match translate(&mut Probe::default(), dc, insn) {
             Ok(Ok(Flow::Next)) => n += 1,
             Ok(Ok(Flow::Jump)) => return n + 1,
             _ => break,

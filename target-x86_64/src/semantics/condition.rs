@@ -3,7 +3,7 @@
 use iced_x86::ConditionCode;
 use tandem_tcg::{Builder, Cond};
 
-use super::flag_ops::rflags;
+use super::flag_ops::{flag_inline, memo_usable, rflags};
 use crate::flags::bit;
 
 /// 1 if condition `cc` holds, else 0; None for "no condition".
@@ -11,12 +11,30 @@ pub fn evaluate<B: Builder>(b: &mut B, cc: ConditionCode) -> Result<Option<B::Va
     if cc == ConditionCode::None {
         return Ok(None);
     }
-    let f = rflags(b)?;
+    // From the remembered operation when it covers every flag, else from RFLAGS.
+    let f = if memo_usable(b) {
+        None
+    } else {
+        Some(rflags(b)?)
+    };
     let zero = b.imm(0);
-    let test = |b: &mut B, mask: u64| {
-        let m = b.imm(mask);
-        let x = b.and(f, m);
-        b.icmp(Cond::Ne, x, zero)
+    let test = |b: &mut B, mask: u64| match f {
+        Some(f) => {
+            let m = b.imm(mask);
+            let x = b.and(f, m);
+            b.icmp(Cond::Ne, x, zero)
+        }
+        None => {
+            let mut v = b.imm(0);
+            for one in [bit::CF, bit::PF, bit::ZF, bit::SF, bit::OF] {
+                if mask & one != 0 {
+                    // memo_usable guarantees these are computed inline (no helper, no trap).
+                    let x = flag_inline(b, one).unwrap_or(zero);
+                    v = b.or(v, x);
+                }
+            }
+            v
+        }
     };
     let one = b.imm(1);
     let v = match cc {

@@ -70,6 +70,8 @@ pub fn flags_transfer<B: Builder>(b: &mut B, dc: &Dc, i: &Instruction) -> Result
             let v = b.load(addr, w)?;
             let bytes = b.imm(w.bytes() as u64);
             b.call(&POPF, &[v, bytes])?;
+            // The helper wrote RFLAGS itself.
+            super::flag_ops::forget_cc(b);
             let nsp = b.add(sp, bytes);
             write_reg(b, sp_reg(dc), nsp);
             let next = b.imm(i.next_ip());

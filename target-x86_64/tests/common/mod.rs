@@ -217,7 +217,7 @@ fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
     let mut cache: HashMap<u64, CompiledBlock> = HashMap::new();
     for _ in 0..100_000 {
         let insn = decode_at(&env);
-        match translate(&mut Probe, &dc, &insn) {
+        match translate(&mut Probe::default(), &dc, &insn) {
             Ok(Ok(Flow::Halt)) => {
                 env.ctx.cpu.rip = insn.next_ip();
                 env.ctx.sync_flags();

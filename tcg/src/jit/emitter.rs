@@ -4,7 +4,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, SigRef, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
-use crate::builder::{Builder, Cond};
+use crate::builder::{Builder, Cond, FlagsMemo};
 use crate::helper::Helper;
 use crate::jit::{fast_tlb, JitAbi, EXIT_TRAP};
 use crate::width::Width;
@@ -25,6 +25,7 @@ pub struct JitBuilder<'a> {
     pub(crate) sig_tail: Option<SigRef>,
     /// PC of the instruction being emitted (stored on its trap paths).
     pc: u64,
+    memo: Option<FlagsMemo<Value>>,
 }
 
 fn ty(w: Width) -> Type {
@@ -76,6 +77,7 @@ impl<'a> JitBuilder<'a> {
             sig_store: sigs.2,
             sig_tail: sigs.3,
             pc: 0,
+            memo: None,
         }
     }
 
@@ -433,6 +435,10 @@ impl Builder for JitBuilder<'_> {
         Exited
     }
 
+    fn flags_memo(&mut self) -> &mut Option<FlagsMemo<Value>> {
+        &mut self.memo
+    }
+
     fn if_then(
         &mut self,
         c: Value,
@@ -443,8 +449,14 @@ impl Builder for JitBuilder<'_> {
         self.fb.ins().brif(c, then_b, &[], merge, &[]);
         self.fb.seal_block(then_b);
         self.fb.switch_to_block(then_b);
+        let before = self.memo;
         // A raise inside leaves us in an unreachable block: joining it to `merge` is harmless.
         let _ = then(self);
+        // Values defined inside the region do not dominate the merge, and the region may not
+        // have run: a memo it changed is unusable after it.
+        if self.memo != before {
+            self.memo = None;
+        }
         self.fb.ins().jump(merge, &[]);
         self.fb.seal_block(merge);
         self.fb.switch_to_block(merge);
