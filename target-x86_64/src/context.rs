@@ -66,6 +66,16 @@ pub const CC_SRC: usize = offset_of!(X86Context, cc_src);
 pub const CC_SRC2: usize = offset_of!(X86Context, cc_src2);
 /// Byte offset of the helper trap record's vector.
 pub const HELPER_VECTOR: usize = offset_of!(X86Context, helper_vector);
+/// Context ranges compiled code may keep in registers within a block: the general registers,
+/// RIP and RFLAGS, and the lazy-flag record.
+pub const JIT_CACHEABLE: [(usize, usize); 2] = [
+    (
+        offset_of!(X86Context, cpu.gpr),
+        offset_of!(X86Context, cpu.rflags) + 8,
+    ),
+    (CC_OP, CC_SRC2 + 8),
+];
+
 /// Byte offset of `chain_last`.
 pub const CHAIN_LAST: usize = offset_of!(X86Context, chain_last);
 /// Byte offset of the fast-TLB pointer.

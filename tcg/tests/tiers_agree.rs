@@ -127,6 +127,7 @@ fn abi() -> JitAbi {
         pc_offset: PC as i32,
         trap_vector_offset: TRAP_VEC as i32,
         trap_error_offset: TRAP_ERR as i32,
+        cacheable: [(24, 56), (0, 0)],
         fast_tlb_offset: None,
         exit_request: 0,
         chain_last_offset: 0,

@@ -1,7 +1,9 @@
 //! What compiled code calls back into: guest loads and stores through the vCPU's memory, and
 //! the ABI that tells the compiler where the PC and the trap record live in `X86Context`.
 
-use tandem_target_x86_64::context::{CHAIN_LAST, FAST_TLB, HELPER_ERROR, HELPER_VECTOR, RIP};
+use tandem_target_x86_64::context::{
+    CHAIN_LAST, FAST_TLB, HELPER_ERROR, HELPER_VECTOR, JIT_CACHEABLE, RIP,
+};
 use tandem_target_x86_64::exception::vector;
 use tandem_target_x86_64::X86Context;
 use tandem_tcg::jit::JitAbi;
@@ -17,6 +19,7 @@ pub fn abi(exit_request: u64) -> JitAbi {
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,
+        cacheable: JIT_CACHEABLE,
         fast_tlb_offset: Some(FAST_TLB as i32),
         load: jit_load,
         store: jit_store,

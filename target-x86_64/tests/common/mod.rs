@@ -207,6 +207,7 @@ fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,
+        cacheable: tandem_target_x86_64::context::JIT_CACHEABLE,
         fast_tlb_offset: None,
         exit_request: 0,
         chain_last_offset: 0,

@@ -1,5 +1,7 @@
 //! The [`Builder`] that emits Cranelift IR: one guest block becomes one Cranelift function.
 
+use std::collections::BTreeMap;
+
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, SigRef, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -26,6 +28,12 @@ pub struct JitBuilder<'a> {
     /// PC of the instruction being emitted (stored on its trap paths).
     pc: u64,
     memo: Option<FlagsMemo<Value>>,
+    /// Context slots held in SSA values: offset -> (value, needs writing back).
+    cache: BTreeMap<usize, (Value, bool)>,
+    /// Depth of conditional regions being emitted (the cache is bypassed inside them).
+    region_depth: u32,
+    /// Slots stored inside the current regions (stale in the cache after them).
+    stored_in_region: Vec<usize>,
 }
 
 fn ty(w: Width) -> Type {
@@ -78,6 +86,9 @@ impl<'a> JitBuilder<'a> {
             sig_tail: sigs.3,
             pc: 0,
             memo: None,
+            cache: BTreeMap::new(),
+            region_depth: 0,
+            stored_in_region: Vec::new(),
         }
     }
 
@@ -90,9 +101,41 @@ impl<'a> JitBuilder<'a> {
         self.fb.ins().iconst(types::I64, v as i64)
     }
 
+    fn cacheable(&self, slot: usize) -> bool {
+        self.abi
+            .cacheable
+            .iter()
+            .any(|&(a, b)| slot >= a && slot + 8 <= b)
+    }
+
+    /// Writes every dirty cached slot back, in the current block; `keep_dirty` leaves them
+    /// marked dirty (for exit paths the main path does not go through).
+    fn write_back(&mut self, keep_dirty: bool) {
+        let ctx = self.ctx;
+        for (&off, slot) in self.cache.iter_mut() {
+            if slot.1 {
+                self.fb.ins().store(state_flags(), slot.0, ctx, off as i32);
+                if !keep_dirty {
+                    slot.1 = false;
+                }
+            }
+        }
+    }
+
+    /// Writes back and forgets one slot (before a narrow or misaligned access to it).
+    fn evict(&mut self, slot: usize) {
+        if let Some((v, dirty)) = self.cache.remove(&slot) {
+            if dirty {
+                let ctx = self.ctx;
+                self.fb.ins().store(state_flags(), v, ctx, slot as i32);
+            }
+        }
+    }
+
     /// Stores the current PC and returns `code` from the function, then continues in a fresh
     /// (unreachable) block so later emission stays well-formed.
     fn exit_with(&mut self, code: u64, store_pc: bool) {
+        self.write_back(true);
         if store_pc {
             let pc = self.iconst(self.pc);
             let (ctx, off) = (self.ctx, self.abi.pc_offset);
@@ -115,6 +158,7 @@ impl<'a> JitBuilder<'a> {
         self.fb.seal_block(trap);
         self.fb.seal_block(cont);
         self.fb.switch_to_block(trap);
+        self.write_back(true);
         let pc = self.iconst(self.pc);
         let (ctx, off) = (self.ctx, self.abi.pc_offset);
         self.fb.ins().store(state_flags(), pc, ctx, off);
@@ -202,6 +246,7 @@ impl<'a> JitBuilder<'a> {
 
     /// Ends the function: returns `code` (the PC was stored by the caller).
     pub fn finish(&mut self, code: u64) {
+        self.write_back(false);
         let c = self.iconst(code);
         self.fb.ins().return_(&[c]);
     }
@@ -215,6 +260,8 @@ impl<'a> JitBuilder<'a> {
             self.finish(crate::jit::EXIT_NORMAL);
             return;
         }
+        // Successors read the context: everything goes back before the chain checks.
+        self.write_back(false);
         let ret = self.fb.create_block();
         let flag_addr = self.iconst(self.abi.exit_request);
         let flag = self.fb.ins().load(types::I64, state_flags(), flag_addr, 0);
@@ -343,6 +390,25 @@ impl Builder for JitBuilder<'_> {
     }
 
     fn load_state(&mut self, offset: usize, w: Width) -> Value {
+        let slot = offset & !7;
+        if self.region_depth == 0 && offset == slot && self.cacheable(slot) {
+            let full = match self.cache.get(&slot) {
+                Some(&(v, _)) => v,
+                None => {
+                    let ctx = self.ctx;
+                    let v = self
+                        .fb
+                        .ins()
+                        .load(types::I64, state_flags(), ctx, slot as i32);
+                    self.cache.insert(slot, (v, false));
+                    v
+                }
+            };
+            return self.zext(full, w);
+        }
+        if self.region_depth == 0 {
+            self.evict(slot);
+        }
         let ctx = self.ctx;
         let v = self.fb.ins().load(ty(w), state_flags(), ctx, offset as i32);
         if w == Width::W64 {
@@ -353,6 +419,25 @@ impl Builder for JitBuilder<'_> {
     }
 
     fn store_state(&mut self, offset: usize, w: Width, v: Value) {
+        let slot = offset & !7;
+        if self.region_depth == 0 && offset == slot && self.cacheable(slot) {
+            let merged = if w == Width::W64 {
+                v
+            } else {
+                // A narrow write keeps the slot's other bytes.
+                let old = self.load_state(slot, Width::W64);
+                let keep = self.fb.ins().band_imm_s(old, !(w.mask() as i64));
+                let low = self.zext(v, w);
+                self.fb.ins().bor(keep, low)
+            };
+            self.cache.insert(slot, (merged, true));
+            return;
+        }
+        if self.region_depth == 0 {
+            self.evict(slot);
+        } else if self.cacheable(slot) {
+            self.stored_in_region.push(slot);
+        }
         let v = if w == Width::W64 {
             v
         } else {
@@ -406,6 +491,10 @@ impl Builder for JitBuilder<'_> {
     }
 
     fn call(&mut self, helper: &Helper, args: &[Value]) -> Result<Value, Exited> {
+        // Helpers read and write the context: it must be current before, and may have
+        // changed after.
+        self.write_back(false);
+        self.cache.clear();
         let f = self.iconst(helper.func as usize as u64);
         let zero = self.iconst(0);
         let a = |i: usize| args.get(i).copied().unwrap_or(zero);
@@ -444,14 +533,26 @@ impl Builder for JitBuilder<'_> {
         c: Value,
         then: impl FnOnce(&mut Self) -> Result<(), Exited>,
     ) -> Result<(), Exited> {
+        // Inside the region the cache is bypassed, so memory must be current on entry; values
+        // cached before it stay valid after it unless the region stored to their slot.
+        if self.region_depth == 0 {
+            self.write_back(false);
+        }
         let then_b = self.fb.create_block();
         let merge = self.fb.create_block();
         self.fb.ins().brif(c, then_b, &[], merge, &[]);
         self.fb.seal_block(then_b);
         self.fb.switch_to_block(then_b);
         let before = self.memo;
+        self.region_depth += 1;
         // A raise inside leaves us in an unreachable block: joining it to `merge` is harmless.
         let _ = then(self);
+        self.region_depth -= 1;
+        if self.region_depth == 0 {
+            for slot in std::mem::take(&mut self.stored_in_region) {
+                self.cache.remove(&slot);
+            }
+        }
         // Values defined inside the region do not dominate the merge, and the region may not
         // have run: a memo it changed is unusable after it.
         if self.memo != before {
