@@ -522,3 +522,40 @@ fn mem_path_backs_guest_ram_with_a_file() {
         assert_eq!(&data[0x20_0000..0x20_0000 + code.len()], &code[..]);
     }
 }
+
+#[test]
+fn self_modifying_code_is_seen_at_once() {
+    // Each pass prints the immediate of a MOV and then patches that immediate for the next
+    // pass: the JIT must drop its translation of the patched code (compiled or not).
+    let code = assemble64(|a| {
+        let mut again = a.create_label();
+        let mut patched = a.create_label();
+        a.mov(r12d, 3u32).unwrap();
+        a.set_label(&mut again).unwrap();
+        a.nop().unwrap();
+        a.set_label(&mut patched).unwrap();
+        a.mov(ebx, 0u32).unwrap(); // bb imm32: its immediate is patched below
+        a.add(bl, b'0' as u32).unwrap();
+        asm::wait_thre(a);
+        a.mov(dx, asm::COM1 as u32).unwrap();
+        a.mov(al, bl).unwrap();
+        a.out(dx, al).unwrap();
+        a.lea(rsi, ptr(patched)).unwrap();
+        a.mov(dword_ptr(rsi + 1), r12d).unwrap();
+        a.dec(r12d).unwrap();
+        a.jnz(again).unwrap();
+        puts(a, "\n");
+        exit(a, 0x3c);
+    });
+    let image = elf64(&code, LOAD64);
+    on_every_engine(
+        "self_modifying_code_is_seen_at_once",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "032\n",
+            status: debug_exit_status(0x3c),
+        },
+    );
+}
