@@ -11,6 +11,7 @@ use tandem_hw::loader::{EntryMode, FlatSpec};
 
 use crate::config::{AccelKind, MachineConfig, SerialConfig};
 
+pub mod difftest;
 pub mod exec;
 
 /// tandem: a full-system x86_64 emulator (a JIT and KVM behind one PC machine).
@@ -94,6 +95,8 @@ pub enum Command {
     Run(MachineConfig),
     /// Run an instruction snippet (`tandem exec ...`).
     Exec(Box<exec::ExecRequest>),
+    /// Run the differential suite (`tandem difftest ...`).
+    Difftest(Box<difftest::DiffRequest>),
     /// Print this text and exit 0 (help, version, `-accel help`).
     Print(String),
 }
@@ -316,8 +319,10 @@ pub fn accel_help() -> String {
 /// Parses a whole command line (`args[0]` is the program name).
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
     let args: Vec<String> = args.into_iter().collect();
-    if args.get(1).map(String::as_str) == Some("exec") {
-        return exec::parse(args);
+    match args.get(1).map(String::as_str) {
+        Some("exec") => return exec::parse(args),
+        Some("difftest") => return difftest::parse(args),
+        _ => {}
     }
     let args = match Args::try_parse_from(normalize(args)?) {
         Ok(a) => a,
@@ -426,6 +431,7 @@ mod tests {
             Ok(Command::Run(c)) => Ok(c),
             Ok(Command::Print(p)) => Err(format!("print: {p}")),
             Ok(Command::Exec(_)) => Err("exec".into()),
+            Ok(Command::Difftest(_)) => Err("difftest".into()),
             Err(e) => Err(e.0),
         }
     }

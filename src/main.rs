@@ -20,6 +20,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Run(config) => config,
+        Command::Difftest(req) => {
+            return match cli::difftest::run(&req) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("tandem: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Exec(req) => {
             return match cli::exec::run(&req) {
                 Ok(text) => {

@@ -64,11 +64,9 @@ impl Class {
 
     /// A stable number for seed derivation (independent of enum layout changes).
     pub fn salt(self) -> u64 {
-        self.name()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
+        self.name().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
     }
 }
 

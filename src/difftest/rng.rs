@@ -102,13 +102,15 @@ mod tests {
         let mut b = Rng::new(7);
         for _ in 0..100 {
             assert_eq!(a.next_u64(), b.next_u64());
+        }
+        for _ in 0..100 {
             let r = a.range(-3, 3);
             assert!((-3..=3).contains(&r));
             assert!(a.below(5) < 5);
         }
         assert_eq!(a.below(0), 0);
         assert_eq!(a.range(5, 1), 5);
-        assert_eq!(a.range(i64::MIN, i64::MAX) as i128 >= i64::MIN as i128, true);
+        let _ = a.range(i64::MIN, i64::MAX);
         assert!(a.pick::<u8>(&[]).is_none());
         assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
     }

@@ -38,6 +38,9 @@
 //! | bsf bsr                       | CF OF SF AF PF                                   |
 //! | lzcnt tzcnt                   | OF SF PF AF                                      |
 //!
+//! A `rep`/`repne` CMPS or SCAS counts as *maybe* writing its flags (it writes none when RCX
+//! is 0), so it never turns an undefined flag into a defined one.
+//!
 //! Results the SDM leaves undefined outside RFLAGS are avoided rather than masked: `bsf`/`bsr`
 //! always get a non-zero source (a `bts` on it in the same group), 16-bit `shld`/`shrd` never
 //! get a count above 16, and `bswap` is never generated with a 16-bit operand.
@@ -103,9 +106,7 @@ fn raw_count(insn: &Instruction, cl: Option<u8>) -> Option<u64> {
     let last = insn.op_count().checked_sub(1)?;
     match insn.op_kind(last) {
         OpKind::Immediate8 => Some(u64::from(insn.immediate8())),
-        OpKind::Register if insn.op_register(last) == iced_x86::Register::CL => {
-            cl.map(u64::from)
-        }
+        OpKind::Register if insn.op_register(last) == iced_x86::Register::CL => cl.map(u64::from),
         // `shl r/m, 1` (D0/D1) has the 1 as an implicit immediate operand.
         _ => Some(1),
     }
@@ -120,6 +121,23 @@ pub fn effect(insn: &Instruction, cl: Option<u8>) -> Effect {
         undefined: rflags(insn.rflags_undefined()),
     };
     let m = insn.mnemonic();
+    // A REP-prefixed CMPS/SCAS may run zero iterations and then writes no flag: its flags
+    // are "maybe written", which cannot make an undefined flag defined.
+    if (insn.has_rep_prefix() || insn.has_repne_prefix())
+        && matches!(
+            m,
+            Mnemonic::Cmpsb
+                | Mnemonic::Cmpsw
+                | Mnemonic::Cmpsd
+                | Mnemonic::Cmpsq
+                | Mnemonic::Scasb
+                | Mnemonic::Scasw
+                | Mnemonic::Scasd
+                | Mnemonic::Scasq
+        )
+    {
+        e.written = 0;
+    }
     if matches!(
         m,
         Mnemonic::Shl

@@ -42,7 +42,12 @@ const GPR_ORDER: [usize; 16] = [
 
 /// `end: ...`, one line.
 pub fn end_line(r: &SnippetResult) -> String {
-    match r.end {
+    end_line_of(r.end)
+}
+
+/// `end: ...` for an end alone.
+pub fn end_line_of(end: SnippetEnd) -> String {
+    match end {
         SnippetEnd::Completed => "end: completed".into(),
         SnippetEnd::Exception {
             vector,

@@ -409,10 +409,12 @@ impl TcgVcpu {
             };
             return Some((covered, Some(self.raise(fault))));
         }
-        if covered == block.insns.len() {
-            Some((covered, Some(BlockEnd::Continue)))
-        } else {
-            Some((covered, None))
+        // The interpreter continues the block only where the compiled prefix fell through to
+        // it; a prefix that ended in a transfer (a branch, a REP string instruction going
+        // round again) left RIP elsewhere.
+        match block.insns.get(covered) {
+            Some(next) if next.ip() == self.ctx.cpu.rip => Some((covered, None)),
+            _ => Some((covered, Some(BlockEnd::Continue))),
         }
     }
 

@@ -97,13 +97,25 @@ pub fn stack<B: Builder>(b: &mut B, dc: &Dc, i: &Instruction) -> Result<Outcome,
             };
             push_value(b, dc, w, v)?;
         }
-        Mnemonic::Pop => {
-            if i.op_kind(0) != iced_x86::OpKind::Register {
-                return Ok(Err(Untranslated));
-            }
+        Mnemonic::Pop if i.op_kind(0) == iced_x86::OpKind::Register => {
             let v = pop_value(b, dc, w)?;
             // POP RSP: the popped value wins over the increment.
             write_reg(b, i.op_register(0), v);
+        }
+        Mnemonic::Pop if i.op_kind(0) == iced_x86::OpKind::Memory => {
+            // POP r/m (8F /0). The destination's address is computed with RSP already
+            // incremented (SDM "POP": "If the ESP register is used as a base register ...");
+            // RSP only moves once the store succeeded, so a fault leaves it intact.
+            let sp = read_reg(b, sp_reg(dc)).unwrap_or_else(|| b.imm(0));
+            let from = linear(b, dc, Register::SS, sp);
+            let v = b.load(from, w)?;
+            let size = b.imm(w.bytes() as u64);
+            let new_sp = b.add(sp, size);
+            write_reg(b, sp_reg(dc), new_sp);
+            let to = super::operand::effective_address(b, dc, i);
+            write_reg(b, sp_reg(dc), sp);
+            b.store(to, w, v)?;
+            write_reg(b, sp_reg(dc), new_sp);
         }
         _ => return Ok(Err(Untranslated)),
     }

@@ -1,0 +1,144 @@
+//! The differential testing suite: random instruction sequences per instruction class, run on
+//! KVM (on PVM hosts the host CPU itself, at CPL3), tcg's interpreter and tcg's JIT, with the
+//! whole architectural state, the end and the touched memory compared.
+//!
+//! - [`generator`] draws a reproducible sequence for (class, seed): 1..=8 groups of
+//!   instructions of one [`classes::Class`] (or mixed), random registers, flags and memory,
+//!   memory operands kept inside a data region (its module doc has the map).
+//! - [`undefined`] is the one place that says which flags are masked and why (the SDM's
+//!   undefined flags, tracked per sequence; instructions that would read them are not
+//!   generated).
+//! - [`runner`] runs a sequence on every engine through the instruction harness and
+//!   [`compare`]s; [`report`] prints a difference with the `tandem exec` line that reproduces
+//!   it.
+//! - [`expectations`] holds KVM's results for the CI seed set as hashes, so that hosts
+//!   without /dev/kvm still check the JIT against the real CPU.
+//!
+//! The CI seed set is seeds `0..CI_PER_CLASS` of every class in [`CI_CLASSES`]
+//! (`tandem difftest` with no options runs exactly that; `--class all` adds the classes left
+//! out of it).
+
+pub mod builders;
+pub mod classes;
+pub mod compare;
+pub mod error;
+pub mod expectations;
+pub mod generator;
+pub mod operands;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub(crate) mod shapes;
+pub mod undefined;
+
+pub use classes::Class;
+pub use error::DiffError;
+pub use expectations::Expectations;
+pub use generator::{generate, Sequence};
+pub use runner::{Checked, Engine, OracleKind, Runner, Stats};
+
+/// Sequences per class in the CI seed set.
+pub const CI_PER_CLASS: u64 = 2500;
+
+/// The classes of the CI seed set: every class but `string` and `mixed` (which draws string
+/// groups), left out until the JIT bug they find is fixed: tcg's block former does not end a
+/// block after a REP string instruction, and when the compiled prefix of a block ends with
+/// one (its semantics wrote RIP, `Flow::Jump`), the engine interprets the rest of the block
+/// instead of going to RIP, so only the first iteration runs
+/// (`tandem difftest --class string --seed 21 --count 1` shows it). The recorded
+/// expectations cover every class, so adding them back is this constant alone.
+pub const CI_CLASSES: [Class; 10] = [
+    Class::Arith,
+    Class::Shift,
+    Class::MulDiv,
+    Class::Bits,
+    Class::Move,
+    Class::Stack,
+    Class::String,
+    Class::Flags,
+    Class::Control,
+    Class::Mixed,
+];
+
+/// A batch of sequences: seeds `first_seed..first_seed + count` of each class.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The classes.
+    pub classes: Vec<Class>,
+    /// The first seed.
+    pub first_seed: u64,
+    /// Sequences per class.
+    pub count: u64,
+}
+
+impl Plan {
+    /// The CI seed set.
+    pub fn ci() -> Self {
+        Self {
+            classes: CI_CLASSES.to_vec(),
+            first_seed: 0,
+            count: CI_PER_CLASS,
+        }
+    }
+
+    /// Every (class, seed) of the plan, seed by seed so that progress covers every class.
+    pub fn items(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
+        (0..self.count).flat_map(move |i| {
+            self.classes
+                .iter()
+                .map(move |&c| (c, self.first_seed.wrapping_add(i)))
+        })
+    }
+}
+
+/// Runs every sequence of `plan`, calling `each` with every checked sequence (for progress,
+/// recording and reports); stops early when `each` returns false.
+pub fn run_plan(
+    runner: &mut Runner,
+    plan: &Plan,
+    mut each: impl FnMut(&Checked) -> bool,
+) -> Result<(), DiffError> {
+    for (class, seed) in plan.items() {
+        let c = runner.check(class, seed)?;
+        if !each(&c) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The summary lines: sequences and differences per class, time per engine.
+pub fn summary(stats: &Stats) -> String {
+    let mut out = String::new();
+    let (mut runs, mut diffs) = (0, 0);
+    for (class, (n, d)) in &stats.per_class {
+        out.push_str(&format!(
+            "  {:<8} {n:>7} sequences, {d} with differences\n",
+            class.name()
+        ));
+        runs += n;
+        diffs += d;
+    }
+    out.push_str(&format!(
+        "  total    {runs:>7} sequences, {diffs} with differences\n"
+    ));
+    for (e, (n, t)) in &stats.per_engine {
+        let rate = if t.as_secs_f64() > 0.0 {
+            *n as f64 / t.as_secs_f64()
+        } else {
+            0.0
+        };
+        out.push_str(&format!(
+            "  engine {:<6} {n} runs in {:.1}s ({rate:.0} sequences/s)\n",
+            e.name(),
+            t.as_secs_f64()
+        ));
+    }
+    if stats.unchecked > 0 {
+        out.push_str(&format!(
+            "  {} sequences had no recorded expectation (tiers compared with each other only)\n",
+            stats.unchecked
+        ));
+    }
+    out
+}

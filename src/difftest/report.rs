@@ -1,0 +1,91 @@
+//! The difference report: everything a developer needs to reproduce and debug one
+//! difference — seed and class, the disassembly, the initial state, the differing fields per
+//! engine, and the `tandem exec` and `tandem difftest` command lines that rerun it.
+
+use std::fmt::Write;
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+
+use super::generator::Sequence;
+use crate::harness::{report::flags_line, CODE_ADDR};
+use tandem_target_x86_64::cpu_state::reg;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sequence's code, one instruction a line: address, bytes, Intel syntax.
+pub fn disassembly(code: &[u8]) -> String {
+    let mut out = String::new();
+    let mut dec = Decoder::with_ip(64, code, CODE_ADDR, DecoderOptions::NONE);
+    let mut fmt = IntelFormatter::new();
+    let mut text = String::new();
+    for insn in &mut dec {
+        text.clear();
+        fmt.format(&insn, &mut text);
+        let start = (insn.ip() - CODE_ADDR) as usize;
+        let bytes = code.get(start..start + insn.len()).unwrap_or(&[]);
+        let _ = writeln!(out, "  {:#x}: {:<24} {text}", insn.ip(), hex(bytes));
+    }
+    out
+}
+
+/// The `tandem exec` command line that runs the sequence with its initial state.
+pub fn exec_command(seq: &Sequence) -> String {
+    let s = &seq.snippet;
+    let mut cmd = format!("tandem exec --code {}", hex(&s.code));
+    for (i, v) in s.initial.gpr.iter().enumerate() {
+        let _ = write!(cmd, " --reg {}={v:#x}", reg::NAMES[i]);
+    }
+    let _ = write!(cmd, " --reg rflags={:#x}", s.initial.rflags);
+    for (addr, bytes) in &s.memory {
+        let _ = write!(cmd, " --mem {addr:#x}={}", hex(bytes));
+    }
+    cmd.push_str(" --accel both");
+    cmd
+}
+
+/// The `tandem difftest` command line that reruns just this sequence.
+pub fn difftest_command(seq: &Sequence) -> String {
+    format!(
+        "tandem difftest --class {} --seed {} --count 1",
+        seq.class, seq.seed
+    )
+}
+
+/// The whole report of one difference.
+pub fn difference(
+    seq: &Sequence,
+    fields: &[(String, Vec<(String, String)>)],
+    note: &str,
+) -> String {
+    let s = &seq.snippet;
+    let mut out = format!("DIFFERENCE class {} seed {}{note}\n", seq.class, seq.seed);
+    out.push_str("code:\n");
+    out.push_str(&disassembly(&s.code));
+    let _ = writeln!(
+        out,
+        "initial: rflags={:#x} [{}]",
+        s.initial.rflags,
+        flags_line(s.initial.rflags)
+    );
+    for chunk in s.initial.gpr.chunks(4).enumerate() {
+        let (k, regs) = chunk;
+        let words: Vec<String> = regs
+            .iter()
+            .enumerate()
+            .map(|(j, v)| format!("{}={v:#018x}", reg::NAMES[4 * k + j]))
+            .collect();
+        let _ = writeln!(out, "  {}", words.join(" "));
+    }
+    out.push_str("differs:\n");
+    for (name, per) in fields {
+        let _ = writeln!(out, "  {name}:");
+        for (engine, v) in per {
+            let _ = writeln!(out, "    {engine:<8} {v}");
+        }
+    }
+    let _ = writeln!(out, "rerun: {}", difftest_command(seq));
+    let _ = writeln!(out, "reproduce: {}", exec_command(seq));
+    out
+}
