@@ -559,3 +559,106 @@ fn self_modifying_code_is_seen_at_once() {
         },
     );
 }
+
+#[test]
+fn popf_enabling_interrupts_takes_a_pending_one_at_once() {
+    // Passes 1 and 2 run POPF with IRQ 0 masked, then spin a few times in the wait loop (so the
+    // JIT has compiled and linked that code); pass 3 makes IRQ 0 pending while IF is clear, then
+    // POPF sets IF: the interrupt must be taken before the loop's long count runs out, although
+    // the INTR pin shows no new edge. (The JIT leaves POPF to its interpreter for this reason.)
+    const IDT: u64 = 0x30_0000;
+    let code = assemble64(|a| {
+        let mut timer = a.create_label();
+        let mut again = a.create_label();
+        let mut pending = a.create_label();
+        let mut enable = a.create_label();
+        let mut wait = a.create_label();
+        let mut out = a.create_label();
+        let mut missed = a.create_label();
+        set_gate64(a, IDT, 0x20, timer);
+        load_idt64(a, IDT + 0x1000, IDT, 0xfff);
+        for (port, v) in [
+            (0x20, 0x11),
+            (0xa0, 0x11),
+            (0x21, 0x20),
+            (0xa1, 0x28),
+            (0x21, 4),
+            (0xa1, 2),
+            (0x21, 1),
+            (0xa1, 1),
+            (0x21, 0xff),
+            (0xa1, 0xff),
+        ] {
+            outb(a, port, v);
+        }
+        outb(a, 0x43, 0x34);
+        outb(a, 0x40, (11932 & 0xff) as u8);
+        outb(a, 0x40, (11932 >> 8) as u8);
+        a.xor(r14d, r14d).unwrap();
+        a.xor(r15d, r15d).unwrap();
+        a.mov(r13d, 5u32).unwrap();
+        a.set_label(&mut again).unwrap();
+        a.cli().unwrap();
+        a.cmp(r14d, 2).unwrap();
+        a.jb(enable).unwrap();
+        // Pass 3: wait until IRR shows IRQ 0 (OCW3: read IRR).
+        a.set_label(&mut pending).unwrap();
+        outb(a, 0x20, 0x0a);
+        a.mov(dx, 0x20u32).unwrap();
+        a.in_(al, dx).unwrap();
+        a.test(al, 1).unwrap();
+        a.jz(pending).unwrap();
+        a.set_label(&mut enable).unwrap();
+        a.pushfq().unwrap();
+        a.pop(rax).unwrap();
+        a.or(eax, 0x200).unwrap();
+        a.push(rax).unwrap();
+        a.popfq().unwrap();
+        a.set_label(&mut wait).unwrap();
+        a.test(r15d, r15d).unwrap();
+        a.jnz(out).unwrap();
+        a.dec(r13d).unwrap();
+        a.jnz(wait).unwrap();
+        a.set_label(&mut out).unwrap();
+        a.inc(r14d).unwrap();
+        a.cmp(r14d, 3).unwrap();
+        a.jae(missed).unwrap();
+        a.cli().unwrap();
+        a.xor(r15d, r15d).unwrap();
+        a.mov(r13d, 5u32).unwrap();
+        a.cmp(r14d, 2).unwrap();
+        a.jb(again).unwrap();
+        a.mov(r13d, 0x0400_0000u32).unwrap();
+        outb(a, 0x21, 0xfe);
+        a.jmp(again).unwrap();
+        a.set_label(&mut missed).unwrap();
+        a.cli().unwrap();
+        a.test(r15d, r15d).unwrap();
+        let mut taken = a.create_label();
+        a.jnz(taken).unwrap();
+        puts(a, "missed\n");
+        exit(a, 0x13);
+        a.set_label(&mut taken).unwrap();
+        puts(a, "taken\n");
+        exit(a, 0x12);
+        a.set_label(&mut timer).unwrap();
+        a.mov(r15d, 1u32).unwrap();
+        a.push(rax).unwrap();
+        a.push(rdx).unwrap();
+        outb(a, 0x20, 0x20);
+        a.pop(rdx).unwrap();
+        a.pop(rax).unwrap();
+        a.iretq().unwrap();
+    });
+    let image = elf64(&code, LOAD64);
+    on_every_engine(
+        "popf_enabling_interrupts_takes_a_pending_one_at_once",
+        &image,
+        &[],
+        b"",
+        Expect {
+            stdout: "taken\n",
+            status: debug_exit_status(0x12),
+        },
+    );
+}

@@ -18,9 +18,18 @@ use tandem_tcg::jit::{CompiledBlock, Compiler, JitBuilder, JitError, EXIT_NORMAL
 use tandem_tcg::{Builder, Probe, Width};
 
 /// How many leading instructions of `insns` have semantics that stay in generated code.
+///
+/// POPF is left to the interpreter: it may set IF with an interrupt already pending, which
+/// only the dispatcher notices (the INTR pin raises no new edge), and chained code would run on.
 pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> usize {
     let mut n = 0;
     for insn in insns {
+        if matches!(
+            insn.mnemonic(),
+            iced_x86::Mnemonic::Popf | iced_x86::Mnemonic::Popfd | iced_x86::Mnemonic::Popfq
+        ) {
+            break;
+        }
         match translate(&mut Probe::default(), dc, insn) {
             Ok(Ok(Flow::Next)) => n += 1,
             Ok(Ok(Flow::Jump)) => return n + 1,
