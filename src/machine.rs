@@ -21,7 +21,7 @@ pub fn create_accelerator(
         #[cfg(feature = "kvm")]
         AccelKind::Kvm => Ok(Box::new(tandem_accel::kvm::KvmAccelerator::new(config)?)),
         #[cfg(not(feature = "kvm"))]
-        AccelKind::Kvm => Err(AccelError::NotBuilt("kvm".into()).into()),
+        AccelKind::Kvm => Err(tandem_accel::AccelError::NotBuilt("kvm".into()).into()),
         #[cfg(feature = "tcg")]
         AccelKind::Tcg => Ok(Box::new(tandem_accel::tcg::TcgAccelerator::new(
             config.tcg,
@@ -29,7 +29,7 @@ pub fn create_accelerator(
         #[cfg(not(feature = "tcg"))]
         AccelKind::Tcg => {
             let _ = config;
-            Err(AccelError::NotBuilt("tcg".into()).into())
+            Err(tandem_accel::AccelError::NotBuilt("tcg".into()).into())
         }
     }
 }
