@@ -3,6 +3,7 @@
 //! Every device is a plain state machine: port or MMIO accesses in, interrupt line levels and
 //! output bytes out. None depends on an engine.
 
+pub mod acpi;
 pub mod char;
 pub mod e820;
 pub mod intc;

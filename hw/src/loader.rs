@@ -1,14 +1,17 @@
 //! Loaders: put a guest kernel in RAM and produce the boot CPU's initial state.
 //!
 //! [`load_kernel`] recognises the image (a flat binary when the caller says so; otherwise a
-//! multiboot v1 header, then ELF, then a Linux bzImage, which is refused for now), checks every
+//! multiboot v1 header, then ELF, then a Linux bzImage, which goes to [`linux`]), checks every
 //! piece against RAM and the loader's boot area ([`boot_setup`]), and only then writes guest
 //! memory: the kernel, the boot area (GDT, TSS, identity page tables, stack), the multiboot
 //! information with the command line and memory map ([`multiboot_info`]), and the initrd as a
 //! multiboot module. The returned [`CpuState`] enters the kernel in 32-bit protected mode
 //! (multiboot, ELF32), 64-bit long mode (ELF64) or the mode a flat binary asks for.
 //!
-//! Warts: no Linux boot protocol yet; ELF64 kernels must have their entry (and early code) in
+//! Linux kernels (a bzImage, or an ELF vmlinux recognised by its "Linux" note) are loaded by
+//! [`linux`] with the 64-bit boot protocol: boot_params instead of the multiboot information.
+//!
+//! Warts: ELF64 kernels must have their entry (and early code) in
 //! the identity-mapped first 4 GiB. The writes cannot fail once the checks (against both the
 //! e820 map and the address space) have passed; if one did, memory would be left partly written.
 
@@ -17,6 +20,11 @@ mod bytes;
 pub mod elf;
 pub mod error;
 pub mod flat;
+pub mod linux;
+pub mod linux_header;
+mod linux_place;
+mod linux_vmlinux;
+pub mod linux_zeropage;
 pub mod multiboot;
 pub mod multiboot_info;
 mod plan;
@@ -67,7 +75,7 @@ pub struct FlatSpec {
 pub struct LoadedKernel {
     /// The boot CPU's state at the entry point.
     pub state: CpuState,
-    /// "multiboot", "elf64", "elf32" or "flat".
+    /// "multiboot", "elf64", "elf32", "flat", "bzimage" or "vmlinux".
     pub format: &'static str,
     /// Guest-physical entry point.
     pub entry: u64,
@@ -114,12 +122,13 @@ pub fn load_kernel(
         let e = elf::parse(image)?;
         match e.class {
             elf::ElfClass::Elf32 => ("elf32", EntryMode::Protected, e.plan),
+            elf::ElfClass::Elf64 if linux_vmlinux::is_vmlinux(image) => {
+                return linux::load_vmlinux(mem, &e.plan, cmdline, initrd);
+            }
             elf::ElfClass::Elf64 => ("elf64", EntryMode::Long, e.plan),
         }
     } else if image.get(BZIMAGE_MAGIC_OFFSET..BZIMAGE_MAGIC_OFFSET + 4) == Some(b"HdrS") {
-        return Err(LoaderError::UnsupportedFormat(
-            "Linux bzImage (setup header HdrS) is not supported yet",
-        ));
+        return linux::load_bzimage(mem, image, cmdline, initrd);
     } else {
         return Err(LoaderError::UnknownFormat);
     };
@@ -195,5 +204,9 @@ fn boot(
     })
 }
 
+#[cfg(test)]
+mod linux_tests;
+#[cfg(test)]
+mod linux_tests_errors;
 #[cfg(test)]
 mod tests;
