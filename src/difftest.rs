@@ -40,25 +40,9 @@ pub use runner::{Checked, Engine, OracleKind, Runner, Stats};
 /// Sequences per class in the CI seed set.
 pub const CI_PER_CLASS: u64 = 2500;
 
-/// The classes of the CI seed set: every class but `string` and `mixed` (which draws string
-/// groups), left out until the JIT bug they find is fixed: tcg's block former does not end a
-/// block after a REP string instruction, and when the compiled prefix of a block ends with
-/// one (its semantics wrote RIP, `Flow::Jump`), the engine interprets the rest of the block
-/// instead of going to RIP, so only the first iteration runs
-/// (`tandem difftest --class string --seed 21 --count 1` shows it). The recorded
-/// expectations cover every class, so adding them back is this constant alone.
-pub const CI_CLASSES: [Class; 10] = [
-    Class::Arith,
-    Class::Shift,
-    Class::MulDiv,
-    Class::Bits,
-    Class::Move,
-    Class::Stack,
-    Class::String,
-    Class::Flags,
-    Class::Control,
-    Class::Mixed,
-];
+/// The classes of the CI seed set: all of them (string and mixed joined once the JIT bug they
+/// found, a compiled prefix ending in a REP string instruction, was fixed).
+pub const CI_CLASSES: [Class; 10] = Class::ALL;
 
 /// A batch of sequences: seeds `first_seed..first_seed + count` of each class.
 #[derive(Debug, Clone)]

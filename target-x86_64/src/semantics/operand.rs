@@ -41,22 +41,10 @@ pub fn write_reg<B: Builder>(b: &mut B, reg: Register, v: B::Value) -> Option<()
     Some(())
 }
 
-fn segment_index(reg: Register) -> Option<usize> {
-    Some(match reg {
-        Register::ES => sreg::ES,
-        Register::CS => sreg::CS,
-        Register::SS => sreg::SS,
-        Register::DS => sreg::DS,
-        Register::FS => sreg::FS,
-        Register::GS => sreg::GS,
-        _ => return None,
-    })
-}
-
 /// Adds the base of segment `seg` to `offset` as the current mode does: in 64-bit mode only FS
 /// and GS have bases; elsewhere every segment's base applies and linear addresses are 32-bit.
 pub fn linear<B: Builder>(b: &mut B, dc: &Dc, seg: Register, offset: B::Value) -> B::Value {
-    let Some(i) = segment_index(seg) else {
+    let Some(i) = crate::system::operand::sreg_index(seg) else {
         return offset;
     };
     if dc.bitness == 64 && i != sreg::FS && i != sreg::GS {
