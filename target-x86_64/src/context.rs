@@ -38,6 +38,8 @@ pub struct X86Context {
     pub fast_tlb: u64,
     /// Set by compiled code leaving a chain: the address of the last block's chain slots.
     pub chain_last: u64,
+    /// Direct hops between compiled blocks so far (statistics).
+    pub chain_hops: u64,
     /// IA32_MTRR_DEF_TYPE (MSR 0x2ff); kept here, not in `CpuState`, because only the JIT's
     /// RDMSR/WRMSR model needs it (KVM keeps its own). Memory types have no effect on emulation.
     pub mtrr_def_type: u64,
@@ -76,6 +78,8 @@ pub const JIT_CACHEABLE: [(usize, usize); 2] = [
     (CC_OP, CC_SRC2 + 8),
 ];
 
+/// Byte offset of `chain_hops`.
+pub const CHAIN_HOPS: usize = offset_of!(X86Context, chain_hops);
 /// Byte offset of `chain_last`.
 pub const CHAIN_LAST: usize = offset_of!(X86Context, chain_last);
 /// Byte offset of the fast-TLB pointer.
@@ -104,6 +108,7 @@ impl X86Context {
             engine: 0,
             fast_tlb: 0,
             chain_last: 0,
+            chain_hops: 0,
             mtrr_def_type: 0,
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 16],

@@ -52,6 +52,8 @@ pub struct JitAbi {
     /// Where a block leaving the chain stores the address of its
     /// [`ChainSlots`](chain::ChainSlots), so the dispatcher can link its successor.
     pub chain_last_offset: i32,
+    /// Where the context counts chained hops (a u64 incremented on every direct hop).
+    pub chain_hops_offset: i32,
     /// Context byte ranges `[start, end)` whose 8-byte-aligned slots compiled code may keep in
     /// registers within a block (guest registers, lazy flags); written back at every exit and
     /// before helper calls. Fields outside them are always accessed in memory.

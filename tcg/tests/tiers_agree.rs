@@ -131,6 +131,7 @@ fn abi() -> JitAbi {
         fast_tlb_offset: None,
         exit_request: 0,
         chain_last_offset: 0,
+        chain_hops_offset: 0,
         load,
         store,
     }

@@ -2,7 +2,7 @@
 //! the ABI that tells the compiler where the PC and the trap record live in `X86Context`.
 
 use tandem_target_x86_64::context::{
-    CHAIN_LAST, FAST_TLB, HELPER_ERROR, HELPER_VECTOR, JIT_CACHEABLE, RIP,
+    CHAIN_HOPS, CHAIN_LAST, FAST_TLB, HELPER_ERROR, HELPER_VECTOR, JIT_CACHEABLE, RIP,
 };
 use tandem_target_x86_64::exception::vector;
 use tandem_target_x86_64::X86Context;
@@ -16,6 +16,7 @@ pub fn abi(exit_request: u64) -> JitAbi {
     JitAbi {
         exit_request,
         chain_last_offset: CHAIN_LAST as i32,
+        chain_hops_offset: CHAIN_HOPS as i32,
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
         trap_error_offset: HELPER_ERROR as i32,

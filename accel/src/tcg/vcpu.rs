@@ -766,10 +766,24 @@ impl Vcpu for TcgVcpu {
             s.blocks_translated,
             s.decode_nanos as f64 / 1000.0 / s.blocks_translated.max(1) as f64
         );
+        let hops = self.ctx.chain_hops;
+        let entries = s.jit_blocks_run + hops;
         let _ = writeln!(
             r,
-            "  dispatched {} ({} compiled; chained hops not counted)  instructions {}",
-            s.blocks_run, s.jit_blocks_run, s.insns_run
+            "  dispatched {} ({} into compiled code)  chained hops {} ({:.1}% of compiled block entries)",
+            s.blocks_run,
+            s.jit_blocks_run,
+            hops,
+            if entries == 0 {
+                0.0
+            } else {
+                100.0 * hops as f64 / entries as f64
+            }
+        );
+        let _ = writeln!(
+            r,
+            "  instructions interpreted or entered through the dispatcher {}",
+            s.insns_run
         );
         let lookups = s.tlb_hits + s.tlb_misses;
         let _ = writeln!(

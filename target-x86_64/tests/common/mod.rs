@@ -211,6 +211,7 @@ fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
         fast_tlb_offset: None,
         exit_request: 0,
         chain_last_offset: 0,
+        chain_hops_offset: 0,
         load: jit_load,
         store: jit_store,
     };

@@ -284,6 +284,10 @@ impl<'a> JitBuilder<'a> {
             self.fb.seal_block(go);
             self.fb.seal_block(next);
             self.fb.switch_to_block(go);
+            let hops_off = self.abi.chain_hops_offset;
+            let hops = self.fb.ins().load(types::I64, state_flags(), ctx, hops_off);
+            let hops = self.fb.ins().iadd_imm_s(hops, 1i64);
+            self.fb.ins().store(state_flags(), hops, ctx, hops_off);
             let code = self
                 .fb
                 .ins()
