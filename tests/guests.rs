@@ -166,6 +166,25 @@ fn load_idt64(a: &mut CodeAssembler, at: u64, base: u64, limit: u16) {
     a.lidt(ptr(rax)).unwrap();
 }
 
+/// Initializes the 8259 pair (ICW1-4: vectors 0x20/0x28, cascade on IRQ 2, 8086 mode) with
+/// `master_imr` as the master's mask and every slave line masked.
+fn init_pics(a: &mut CodeAssembler, master_imr: u8) {
+    for (port, v) in [
+        (0x20, 0x11),
+        (0xa0, 0x11),
+        (0x21, 0x20),
+        (0xa1, 0x28),
+        (0x21, 4),
+        (0xa1, 2),
+        (0x21, 1),
+        (0xa1, 1),
+        (0x21, master_imr),
+        (0xa1, 0xff),
+    ] {
+        outb(a, port, v);
+    }
+}
+
 fn outb(a: &mut CodeAssembler, port: u16, value: u8) {
     a.mov(dx, port as u32).unwrap();
     a.mov(al, value as u32).unwrap();
@@ -182,22 +201,7 @@ fn pit_interrupts_reach_a_halted_guest_through_the_pic() {
         set_gate64(a, IDT, 0x20, timer);
         set_gate64(a, IDT, 0x27, spurious);
         load_idt64(a, IDT + 0x1000, IDT, 0xfff);
-        // 8259 pair: ICW1-4 (vectors 0x20/0x28, cascade on IRQ2, 8086 mode), all masked
-        // but IRQ 0.
-        for (port, v) in [
-            (0x20, 0x11),
-            (0xa0, 0x11),
-            (0x21, 0x20),
-            (0xa1, 0x28),
-            (0x21, 4),
-            (0xa1, 2),
-            (0x21, 1),
-            (0xa1, 1),
-            (0x21, 0xfe),
-            (0xa1, 0xff),
-        ] {
-            outb(a, port, v);
-        }
+        init_pics(a, 0xfe);
         // PIT counter 0, mode 2, 11932 (about 10 ms).
         outb(a, 0x43, 0x34);
         outb(a, 0x40, (11932 & 0xff) as u8);
@@ -577,20 +581,7 @@ fn popf_enabling_interrupts_takes_a_pending_one_at_once() {
         let mut missed = a.create_label();
         set_gate64(a, IDT, 0x20, timer);
         load_idt64(a, IDT + 0x1000, IDT, 0xfff);
-        for (port, v) in [
-            (0x20, 0x11),
-            (0xa0, 0x11),
-            (0x21, 0x20),
-            (0xa1, 0x28),
-            (0x21, 4),
-            (0xa1, 2),
-            (0x21, 1),
-            (0xa1, 1),
-            (0x21, 0xff),
-            (0xa1, 0xff),
-        ] {
-            outb(a, port, v);
-        }
+        init_pics(a, 0xff);
         outb(a, 0x43, 0x34);
         outb(a, 0x40, (11932 & 0xff) as u8);
         outb(a, 0x40, (11932 >> 8) as u8);

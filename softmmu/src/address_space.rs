@@ -208,8 +208,8 @@ impl AddressSpace {
     }
 
     /// Reads guest RAM or ROM into `buf` (DMA, loaders, page walks).
+    /// On an error `buf` may be partly filled.
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.walk(gpa, buf.len() as u64, |_, _, _| true)?;
         self.walk(gpa, buf.len() as u64, |b, off, (at, n)| {
             let dst = &mut buf[at as usize..(at + n) as usize];
             match b {
@@ -278,10 +278,9 @@ impl AddressSpace {
 
     /// A guest store that missed RAM in the engine: dispatches to the device at `gpa`.
     pub fn mmio_write(&self, gpa: u64, data: &[u8]) -> AccessResult {
-        if self.is_memory(gpa, data.len() as u64) {
-            // A guest store to ROM is dropped; one to RAM (rare here: engines write RAM
-            // themselves) lands.
-            let _ = self.write(gpa, data);
+        // A guest store to ROM is dropped; one to RAM (rare here: engines write RAM
+        // themselves) lands; `write` changes nothing unless every byte is RAM or ROM.
+        if self.write(gpa, data).is_ok() {
             return AccessResult::Memory;
         }
         match self.find(gpa) {

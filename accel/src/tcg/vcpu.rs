@@ -386,12 +386,10 @@ impl TcgVcpu {
             self.ctx.fast_tlb = 0;
             exit
         };
-        if self.mem.code_written {
-            self.mem.code_written = false;
-            self.mem.code_pages.clear();
-            self.blocks.flush();
-        }
-        if exit == EXIT_NORMAL && self.ctx.chain_last != 0 {
+        // After a write to code the blocks are gone, including the one whose chain slots
+        // `chain_last` names: nothing to link then.
+        let code_written = self.drop_translations_if_code_written();
+        if exit == EXIT_NORMAL && self.ctx.chain_last != 0 && !code_written {
             self.pending_link = Some((self.ctx.chain_last, self.blocks.flushes));
         }
         if exit == EXIT_TRAP {
@@ -432,6 +430,22 @@ impl TcgVcpu {
             CpuMode::Protected32 | CpuMode::Compat32 => 32,
             CpuMode::Real | CpuMode::Protected16 | CpuMode::Compat16 => 16,
         }
+    }
+
+    /// Forgets every translation and which pages held code.
+    fn drop_translations(&mut self) {
+        self.mem.code_written = false;
+        self.mem.code_pages.clear();
+        self.blocks.flush();
+    }
+
+    /// Drops the translations if guest code was written since the last check; true if so.
+    fn drop_translations_if_code_written(&mut self) -> bool {
+        let written = self.mem.code_written;
+        if written {
+            self.drop_translations();
+        }
+        written
     }
 
     /// Links the block compiled code last left from to `block`, if both allow it.
@@ -591,13 +605,10 @@ impl TcgVcpu {
             if shadow {
                 self.ctx.cpu.events.interrupt_shadow = 0;
             }
-            if self.mem.code_written {
-                self.mem.code_written = false;
-                self.mem.code_pages.clear();
-                self.blocks.flush();
-                if matches!(end, Some(BlockEnd::Continue) | None) {
-                    return BlockEnd::Continue;
-                }
+            if self.drop_translations_if_code_written()
+                && matches!(end, Some(BlockEnd::Continue) | None)
+            {
+                return BlockEnd::Continue;
             }
             if let Some(end) = end {
                 return end;
@@ -831,8 +842,7 @@ impl Vcpu for TcgVcpu {
     fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
         *self.ctx = X86Context::new(*state);
         self.mem.flush_tlb();
-        self.blocks.flush();
-        self.mem.code_pages.clear();
+        self.drop_translations();
         Ok(())
     }
 }

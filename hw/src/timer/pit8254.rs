@@ -591,14 +591,11 @@ impl Pit8254 {
     }
 }
 
-type Hook = Box<dyn Fn() + Send>;
-
 /// The PIT on the port bus (offsets 0..=3 for 0x40-0x43, 0x21 for 0x61), raising IRQ0.
 pub struct PitDevice {
     pit: Pit8254,
     irq: IrqLine,
     clock: Arc<dyn Clock>,
-    on_reprogram: Option<Hook>,
 }
 
 impl PitDevice {
@@ -608,14 +605,7 @@ impl PitDevice {
             pit: Pit8254::new(),
             irq,
             clock,
-            on_reprogram: None,
         }
-    }
-
-    /// Sets a callback run after every guest write to ports 0x40-0x43, so the board's timer
-    /// thread can re-arm for the deadline [`PitDevice::tick`] now returns.
-    pub fn set_reprogram_hook(&mut self, hook: impl Fn() + Send + 'static) {
-        self.on_reprogram = Some(Box::new(hook));
     }
 
     /// Pulses IRQ0 once if OUT0 rose since the last call (late edges coalesce, as a late timer
@@ -650,12 +640,7 @@ impl PitDevice {
     fn write_byte(&mut self, offset: u16, v: u8) {
         let now = self.clock.now_ns();
         match offset {
-            0..=3 => {
-                self.pit.write(offset, v, now);
-                if let Some(hook) = &self.on_reprogram {
-                    hook();
-                }
-            }
+            0..=3 => self.pit.write(offset, v, now),
             PORT61_OFFSET => self.pit.write_port61(v, now),
             _ => {}
         }
