@@ -47,7 +47,18 @@ pub struct X86Context {
     pub mtrr_fixed: [u64; 11],
     /// The variable-range MTRRs: PHYSBASEn at 2n, PHYSMASKn at 2n + 1 (MSRs 0x200..=0x20f).
     pub mtrr_var: [u64; 16],
+    /// Guest memory operands of x87/MMX/SSE instructions, staged here by generated code for
+    /// the host-executed instruction to read or write (see [`crate::fpu`]); 16-aligned
+    /// because SSE memory operands must be.
+    pub fp_scratch: FpScratch,
+    /// Arithmetic flags going into and coming out of a host-executed instruction.
+    pub fp_flags: u64,
 }
+
+/// The staging area for one x87/MMX/SSE memory operand (at most 16 bytes; 10 for m80).
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FpScratch(pub [u8; 32]);
 
 /// Byte offset of general register `i` (encoding order).
 pub const fn gpr_offset(i: usize) -> usize {
@@ -87,6 +98,17 @@ pub const FAST_TLB: usize = offset_of!(X86Context, fast_tlb);
 /// Byte offset of the helper trap record's error code.
 pub const HELPER_ERROR: usize = offset_of!(X86Context, helper_error);
 
+/// Byte offset of CR0.
+pub const CR0: usize = offset_of!(X86Context, cpu.cr0);
+/// Byte offset of CR4.
+pub const CR4: usize = offset_of!(X86Context, cpu.cr4);
+/// Byte offset of the x87/MMX/SSE memory-operand staging area.
+pub const FP_SCRATCH: usize = offset_of!(X86Context, fp_scratch);
+/// Byte offset of the host-executed instruction's flags word.
+pub const FP_FLAGS: usize = offset_of!(X86Context, fp_flags);
+/// Byte offset of the FXSAVE image (x87, MMX, SSE registers and MXCSR).
+pub const FX: usize = offset_of!(X86Context, cpu.fx);
+
 /// Byte offset of segment `i`'s base (encoding order: es, cs, ss, ds, fs, gs).
 pub const fn seg_base_offset(i: usize) -> usize {
     offset_of!(X86Context, cpu.seg)
@@ -112,6 +134,8 @@ impl X86Context {
             mtrr_def_type: 0,
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 16],
+            fp_scratch: FpScratch::default(),
+            fp_flags: 0,
         }
     }
 

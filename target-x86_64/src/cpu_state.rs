@@ -44,6 +44,8 @@ pub mod bits {
     #![allow(missing_docs)]
     pub const CR0_PE: u64 = 1 << 0;
     pub const CR0_MP: u64 = 1 << 1;
+    pub const CR0_EM: u64 = 1 << 2;
+    pub const CR0_TS: u64 = 1 << 3;
     pub const CR0_ET: u64 = 1 << 4;
     pub const CR0_NE: u64 = 1 << 5;
     pub const CR0_WP: u64 = 1 << 16;

@@ -1,7 +1,8 @@
 //! System instructions, executed by the engine outside generated code (Intel SDM Vol. 2 for
 //! each instruction, Vol. 3A chapters 2-6 for the state they touch): port I/O, CPUID, RDTSC,
 //! descriptor-table loads and stores, control and debug registers, MSRs, CLI/STI, IRET,
-//! INT n/INT3/INTO, SYSCALL/SYSRET/SWAPGS, far transfers and segment-register loads.
+//! INT n/INT3/INTO, SYSCALL/SYSRET/SWAPGS, far transfers, segment-register loads, and the
+//! x87/SSE state instructions (FXSAVE, FNSTENV, LDMXCSR, ...).
 //!
 //! Each instruction runs on the whole context with the machine's [`SystemBus`] and linear
 //! memory. On success RIP is past the instruction (or at the transfer target); on a fault RIP
@@ -19,6 +20,7 @@ pub mod descriptor;
 mod descriptor_tables;
 mod far_transfer;
 mod fast_syscall;
+mod fpu_state;
 mod interrupt_flag;
 mod iret;
 mod msr_access;
@@ -41,55 +43,56 @@ pub use msr_access::{read_msr, write_msr};
 /// [`handles_instruction`].
 pub fn handles(m: Mnemonic) -> bool {
     use Mnemonic as M;
-    matches!(
-        m,
-        M::In
-            | M::Out
-            | M::Cpuid
-            | M::Rdtsc
-            | M::Rdtscp
-            | M::Rdpid
-            | M::Lgdt
-            | M::Lidt
-            | M::Sgdt
-            | M::Sidt
-            | M::Lldt
-            | M::Ltr
-            | M::Sldt
-            | M::Str
-            | M::Clts
-            | M::Lmsw
-            | M::Smsw
-            | M::Invlpg
-            | M::Wbinvd
-            | M::Invd
-            | M::Rdmsr
-            | M::Wrmsr
-            | M::Cli
-            | M::Sti
-            | M::Iret
-            | M::Iretd
-            | M::Iretq
-            | M::Int
-            | M::Int3
-            | M::Into
-            | M::Syscall
-            | M::Sysret
-            | M::Sysretq
-            | M::Swapgs
-            | M::Retf
-            | M::Lss
-            | M::Lds
-            | M::Les
-            | M::Lfs
-            | M::Lgs
-            | M::Lar
-            | M::Lsl
-            | M::Verr
-            | M::Verw
-            | M::Xgetbv
-            | M::Xsetbv
-    )
+    crate::fpu::state_instruction(m)
+        || matches!(
+            m,
+            M::In
+                | M::Out
+                | M::Cpuid
+                | M::Rdtsc
+                | M::Rdtscp
+                | M::Rdpid
+                | M::Lgdt
+                | M::Lidt
+                | M::Sgdt
+                | M::Sidt
+                | M::Lldt
+                | M::Ltr
+                | M::Sldt
+                | M::Str
+                | M::Clts
+                | M::Lmsw
+                | M::Smsw
+                | M::Invlpg
+                | M::Wbinvd
+                | M::Invd
+                | M::Rdmsr
+                | M::Wrmsr
+                | M::Cli
+                | M::Sti
+                | M::Iret
+                | M::Iretd
+                | M::Iretq
+                | M::Int
+                | M::Int3
+                | M::Into
+                | M::Syscall
+                | M::Sysret
+                | M::Sysretq
+                | M::Swapgs
+                | M::Retf
+                | M::Lss
+                | M::Lds
+                | M::Les
+                | M::Lfs
+                | M::Lgs
+                | M::Lar
+                | M::Lsl
+                | M::Verr
+                | M::Verw
+                | M::Xgetbv
+                | M::Xsetbv
+        )
 }
 
 /// True if [`execute`] implements this instruction: every mnemonic of [`handles`], plus MOV
@@ -186,6 +189,7 @@ pub fn execute(
             segment_load::execute(ctx, i, mem)?
         }
         M::Jmp | M::Call | M::Retf => far_transfer::execute(ctx, i, mem)?,
+        m if crate::fpu::state_instruction(m) => fpu_state::execute(ctx, i, mem)?,
         _ => return Err(Fault::ud_for(i)),
     };
     Ok(outcome)

@@ -112,6 +112,7 @@ pub fn translate<B: Builder>(
         m if crate::system::handles(m) => Ok(Ok(Flow::System)),
         _ if i.is_jcc_short_or_near() => control::branch(b, dc, i),
         m if data_move::is_cmovcc(m) || data_move::is_setcc(m) => data_move::conditional(b, dc, i),
+        _ if crate::fpu::handles(i) => crate::fpu::translate(b, dc, i),
         _ => Ok(Err(Untranslated)),
     }
 }
