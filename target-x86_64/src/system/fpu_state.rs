@@ -369,10 +369,9 @@ mod tests {
             assert_eq!(back.fcw(), 0x27f);
             assert_eq!(back.fsw(), 0x3801, "IE is masked: no ES");
             assert_eq!(back.ftw(), 0x80);
-            assert_eq!(
-                (back.fip(), back.fdp(), back.fop()),
-                (0x1234, 0x5678, 0x5d9)
-            );
+            // The 16-bit protected-mode layout has no room for the opcode.
+            let fop = if small { 0 } else { 0x5d9 };
+            assert_eq!((back.fip(), back.fdp(), back.fop()), (0x1234, 0x5678, fop));
         }
     }
 
