@@ -109,19 +109,50 @@ impl CpuidTable {
     }
 }
 
-/// The CPUID table of what the JIT implements today: it advertises exactly that, and grows
-/// with the instruction set (x87/SSE/POPCNT and the x86-64-v2 set come with the Linux boot).
+/// The host's CPUID leaf 1: (eax, ebx, ecx, edx).
+fn host_leaf1() -> [u32; 4] {
+    let r = std::arch::x86_64::__cpuid(1);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// The brand string of leaves 0x8000_0002..=0x8000_0004 (48 bytes, NUL-padded).
+const BRAND: &[u8; 48] =
+    b"tandem JIT x86-64-v2 CPU\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// The CPUID table of what the JIT implements: it advertises exactly that. The level is
+/// x86-64-v2 (CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1, SSE4.2) plus what the
+/// instruction semantics already have (MOVBE, LZCNT, RDTSCP, 1 GiB pages); no XSAVE or AVX,
+/// so the FXSAVE image is the whole extended state. The vendor string is the hypervisor
+/// signature: the model is no real vendor's CPU, and kernels take their generic paths.
 pub fn jit_table() -> CpuidTable {
-    let word = |s: &[u8; 12], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let word = |s: &[u8], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
     let vendor = HYPERVISOR_SIGNATURE;
-    let edx1 = (1 << 3) // PSE
+    let edx1 = 1 // FPU
+        | (1 << 3) // PSE
         | (1 << 4) // TSC
         | (1 << 5) // MSR
         | (1 << 6) // PAE
         | (1 << 8) // CX8
+        | (1 << 12) // MTRR
         | (1 << 13) // PGE
-        | (1 << 15); // CMOV
-    let entries = vec![
+        | (1 << 15) // CMOV
+        | (1 << 16) // PAT
+        | (1 << 19) // CLFSH
+        | (1 << 23) // MMX
+        | (1 << 24) // FXSR
+        | (1 << 25) // SSE
+        | (1 << 26); // SSE2
+    let ecx1 = 1 // SSE3
+        | (1 << 9) // SSSE3
+        | (1 << 13) // CX16
+        | (1 << 19) // SSE4.1
+        | (1 << 20) // SSE4.2
+        | (1 << 22) // MOVBE
+        | (1 << 23); // POPCNT
+    // x87/MMX/SSE instructions run on the host (crate::fpu): offer none it lacks.
+    let host = host_leaf1();
+    let (ecx1, edx1) = (ecx1 & host[2], edx1 & host[3]);
+    let mut entries = vec![
         CpuidEntry {
             function: 0,
             eax: 1,
@@ -135,21 +166,46 @@ pub fn jit_table() -> CpuidTable {
             // Family 6, model 6, stepping 3 (QEMU's qemu64 signature); CLFLUSH line 64 bytes.
             eax: 0x0000_0663,
             ebx: 8 << 8,
-            ecx: 0,
+            ecx: ecx1,
             edx: edx1,
             ..Default::default()
         },
         CpuidEntry {
             function: 0x8000_0000,
-            eax: 0x8000_0001,
+            eax: 0x8000_0008,
             ..Default::default()
         },
         CpuidEntry {
             function: 0x8000_0001,
-            edx: (1 << 11) | (1 << 20) | (1 << 29), // SYSCALL, NX, LM
+            ecx: 1 | (1 << 5), // LAHF/SAHF in long mode, LZCNT
+            // SYSCALL, NX, 1 GiB pages, RDTSCP, LM
+            edx: (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29),
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x8000_0007,
+            // Invariant TSC: RDTSC follows host time at a constant rate.
+            edx: 1 << 8,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x8000_0008,
+            // 40 physical, 48 linear address bits.
+            eax: 0x3028,
             ..Default::default()
         },
     ];
+    for (n, function) in (0x8000_0002u32..=0x8000_0004).enumerate() {
+        let b = &BRAND[16 * n..16 * n + 16];
+        entries.push(CpuidEntry {
+            function,
+            eax: word(b, 0),
+            ebx: word(b, 4),
+            ecx: word(b, 8),
+            edx: word(b, 12),
+            ..Default::default()
+        });
+    }
     CpuidTable { entries }
 }
 
@@ -197,14 +253,16 @@ mod tests {
     }
 
     #[test]
-    fn jit_table_advertises_long_mode_and_no_sse_yet() {
+    fn jit_table_advertises_x86_64_v2_and_no_xsave() {
         let t = jit_table();
         assert_ne!(t.lookup(0x8000_0001, 0).unwrap().edx & (1 << 29), 0);
-        assert_eq!(
-            t.lookup(1, 0).unwrap().edx & (1 << 25),
-            0,
-            "no SSE until it is implemented"
-        );
+        assert_eq!(t.lookup(0x8000_0001, 0).unwrap().ecx & 1, 1, "LAHF_LM");
+        let l1 = t.lookup(1, 0).unwrap();
+        let v2 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 23);
+        assert_eq!(l1.ecx & v2, v2);
+        assert_eq!(l1.edx & (3 << 25), 3 << 25, "SSE and SSE2");
+        assert_eq!(l1.ecx & (1 << 26), 0, "no XSAVE");
+        assert_eq!(l1.ecx & (1 << 28), 0, "no AVX");
     }
 
     #[test]
