@@ -1,5 +1,8 @@
-//! SSE-era instructions that compute nothing: fences, prefetches, CLFLUSH, and the
-//! non-temporal general-register store MOVNTI.
+//! Instructions that compute nothing on this CPU model: SSE-era fences, prefetches, CLFLUSH
+//! and the non-temporal general-register store MOVNTI; and the hint-NOP space (0F 18-1F) with
+//! what CET later gave meaning to (ENDBR32/64, RDSSP, INCSSP): the model offers no CET, and on
+//! such CPUs those encodings are NOPs that software relies on (glibc's RDSSP probe expects its
+//! register untouched).
 //!
 //! The emulated memory is the host's, kept coherent by the host, and every guest access is
 //! performed in program order by one host thread per vCPU, so the fences order nothing that is
@@ -26,6 +29,13 @@ pub fn handles(m: Mnemonic) -> bool {
             | M::Prefetcht2
             | M::Clflush
             | M::Movnti
+            | M::Reservednop
+            | M::Endbr32
+            | M::Endbr64
+            | M::Rdsspd
+            | M::Rdsspq
+            | M::Incsspd
+            | M::Incsspq
     )
 }
 
