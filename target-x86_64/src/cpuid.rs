@@ -149,13 +149,13 @@ pub fn jit_table() -> CpuidTable {
         | (1 << 20) // SSE4.2
         | (1 << 22) // MOVBE
         | (1 << 23); // POPCNT
-    // x87/MMX/SSE instructions run on the host (crate::fpu): offer none it lacks.
+                     // x87/MMX/SSE instructions run on the host (crate::fpu): offer none it lacks.
     let host = host_leaf1();
     let (ecx1, edx1) = (ecx1 & host[2], edx1 & host[3]);
     let mut entries = vec![
         CpuidEntry {
             function: 0,
-            eax: 1,
+            eax: 7,
             ebx: word(vendor, 0),
             edx: word(vendor, 4),
             ecx: word(vendor, 8),
@@ -168,6 +168,12 @@ pub fn jit_table() -> CpuidTable {
             ebx: 8 << 8,
             ecx: ecx1,
             edx: edx1,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 7,
+            // IA32_ARCH_CAPABILITIES (RDMSR 0x10a) is readable.
+            edx: 1 << 29,
             ..Default::default()
         },
         CpuidEntry {

@@ -3,8 +3,9 @@
 //! A block starts at a guest RIP and stops after a control-transfer or system instruction, at
 //! a page boundary (only its last instruction may cross into the next page, QEMU's rule) or
 //! after [`MAX_INSNS`]. Blocks are keyed as DESIGN.md says: physical and virtual PC, CS base,
-//! and the mode (code size and CPL). A write to a page holding code drops the whole cache
-//! (QEMU flushes per page; whole-cache is simpler and such writes are rare outside boot).
+//! and the mode (code size and CPL). A write to a page holding code drops the blocks on that
+//! page (QEMU's per-page invalidation: a kernel patching its text, or a page that held code
+//! reused for data, must not cost every translation).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -116,20 +117,32 @@ pub struct VirtKey {
 /// flushes both together), which is the architectural contract for page-table changes.
 pub struct BlockCache {
     map: HashMap<BlockKey, Rc<Block>>,
+    /// The blocks touching each physical page (start page, and the next one for a block whose
+    /// last instruction crosses).
+    by_page: HashMap<u64, Vec<BlockKey>>,
+    /// Blocks dropped by page invalidation whose compiled code may still be running (the
+    /// invalidating write can come from the block itself): their chain slots must stay valid
+    /// memory until [`BlockCache::release_retired`], when the dispatcher has control.
+    retired: Vec<Rc<Block>>,
     jump: Vec<Option<(VirtKey, Rc<Block>)>>,
     /// Blocks decoded so far.
     pub translated: u64,
-    /// Whole-cache flushes caused by writes to code.
+    /// Whole-cache flushes (the code buffer filled up).
     pub flushes: u64,
+    /// Pages invalidated because code on them was written.
+    pub page_invalidations: u64,
 }
 
 impl Default for BlockCache {
     fn default() -> Self {
         Self {
             map: HashMap::new(),
+            by_page: HashMap::new(),
+            retired: Vec::new(),
             jump: vec![None; JUMP_CACHE],
             translated: 0,
             flushes: 0,
+            page_invalidations: 0,
         }
     }
 }
@@ -162,18 +175,70 @@ impl BlockCache {
         self.map.get(key).cloned()
     }
 
-    /// Caches `block`.
-    pub fn insert(&mut self, key: BlockKey, block: Block) -> Rc<Block> {
+    /// Caches `block`, whose bytes lie on physical pages (frame numbers) `pages`.
+    pub fn insert(&mut self, key: BlockKey, block: Block, pages: &[u64]) -> Rc<Block> {
         self.translated += 1;
         let b = Rc::new(block);
-        self.map.insert(key, b.clone());
+        if let Some(old) = self.map.insert(key, b.clone()) {
+            self.retired.push(old);
+        }
+        for p in pages {
+            let keys = self.by_page.entry(*p).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
         b
     }
 
-    /// Drops every block (a code page was written).
+    /// Drops the blocks touching physical page (frame number) `page`: code there was
+    /// written. Blocks elsewhere that chain to them are unlinked: those start on the same
+    /// page as their successor (chain links stay within a page), so only the blocks on the
+    /// start page of a dropped block that merely crosses into `page` need looking at.
+    pub fn invalidate_page(&mut self, page: u64) {
+        let Some(keys) = self.by_page.remove(&page) else {
+            return;
+        };
+        self.page_invalidations += 1;
+        for key in keys {
+            let Some(block) = self.map.remove(&key) else {
+                continue;
+            };
+            let start = key.phys >> 12;
+            if start != page {
+                if let (Some(code), Some(neighbours)) =
+                    (block.whole_code(), self.by_page.get(&start))
+                {
+                    for k in neighbours {
+                        if let Some(b) = self.map.get(k) {
+                            b.chain.unlink_code(code.address());
+                        }
+                    }
+                }
+            }
+            self.retired.push(block);
+        }
+        self.flush_jump_cache();
+    }
+
+    /// True if some cached block touches physical frame `page`.
+    pub fn has_page(&self, page: u64) -> bool {
+        self.by_page.contains_key(&page)
+    }
+
+    /// Frees the blocks [`BlockCache::invalidate_page`] dropped. Call only with no compiled
+    /// code running and no pointer to their chain slots kept (the engine's pending link):
+    /// no live block links to them any more.
+    pub fn release_retired(&mut self) {
+        self.retired.clear();
+    }
+
+    /// Drops every block (the code buffer is being reset: no compiled code survives).
     pub fn flush(&mut self) {
         self.flushes += 1;
         self.map.clear();
+        self.by_page.clear();
+        self.retired.clear();
         self.flush_jump_cache();
     }
 }
@@ -203,5 +268,37 @@ mod tests {
         let b = form(&[0x0f, 0xff, 0x90], 0, 64, 3);
         assert_eq!(b.insns.len(), 1);
         assert_eq!(b.insns[0].code(), Code::INVALID);
+    }
+
+    #[test]
+    fn a_code_write_drops_only_the_blocks_on_that_page() {
+        let mut cache = BlockCache::default();
+        let key = |phys: u64| BlockKey {
+            phys,
+            rip: phys,
+            cs_base: 0,
+            mode: 64,
+        };
+        let nop = [0x90u8, 0xc3];
+        cache.insert(key(0x1000), form(&nop, 0x1000, 64, 2), &[1]);
+        cache.insert(key(0x1800), form(&nop, 0x1800, 64, 2), &[1]);
+        // A block on frame 2 whose last instruction crosses into frame 3.
+        cache.insert(key(0x2ffe), form(&nop, 0x2ffe, 64, 2), &[2, 3]);
+        cache.insert(key(0x4000), form(&nop, 0x4000, 64, 2), &[4]);
+
+        cache.invalidate_page(1);
+        assert!(cache.get(&key(0x1000)).is_none() && cache.get(&key(0x1800)).is_none());
+        assert!(!cache.has_page(1));
+        assert!(cache.get(&key(0x4000)).is_some());
+
+        cache.invalidate_page(3);
+        assert!(
+            cache.get(&key(0x2ffe)).is_none(),
+            "the crossing block goes too"
+        );
+        assert!(cache.get(&key(0x4000)).is_some());
+        assert_eq!(cache.page_invalidations, 2);
+        cache.release_retired();
+        assert_eq!(cache.flushes, 0, "no whole flush");
     }
 }

@@ -61,13 +61,16 @@ impl InterpEnv for TcgEnv<'_, '_> {
 
 /// Reads instruction bytes at linear `addr` (fetch permission), up to `buf.len()`; returns how
 /// many could be read before a fault (0 means the first byte faulted, with that fault).
+/// `frames` gets the physical frame of each page read (the first, then the next one).
 pub fn fetch(
     mem: &mut Linear<'_>,
     ctx: &X86Context,
     addr: u64,
     buf: &mut [u8],
+    frames: &mut [Option<u64>; 2],
 ) -> Result<usize, Fault> {
     let mut done = 0;
+    let mut page = 0;
     while done < buf.len() {
         let a = addr.wrapping_add(done as u64);
         let n = (buf.len() - done).min(4096 - (a & 0xfff) as usize);
@@ -77,12 +80,15 @@ pub fn fetch(
                     // Executing from MMIO or unassigned space: what a PC bus returns.
                     buf[done..done + n].fill(0xff);
                 }
-                mem.state.add_code_page(phys >> 12);
+                if let Some(f) = frames.get_mut(page) {
+                    *f = Some(phys >> 12);
+                }
             }
             Err(f) if done == 0 => return Err(f),
             Err(_) => break,
         }
         done += n;
+        page += 1;
     }
     Ok(done)
 }

@@ -34,8 +34,8 @@ pub struct MemoryState {
     pub fast: [FastTlb; 2],
     /// Physical page numbers holding translated code.
     pub code_pages: HashSet<u64>,
-    /// Set when a store hit a code page: translations must be dropped.
-    pub code_written: bool,
+    /// Code pages stores hit since the engine last looked: their translations must go.
+    pub code_written: Vec<u64>,
     /// CR2 of the last #PF raised through the interpreter path.
     pub last_cr2: Option<u64>,
     /// The vCPU's exit-request flag: set when code is written, so chained code stops.
@@ -163,8 +163,11 @@ impl Linear<'_> {
     }
 
     fn store_phys(&mut self, phys: u64, data: &[u8]) {
-        if self.state.code_pages.contains(&(phys >> 12)) {
-            self.state.code_written = true;
+        let frame = phys >> 12;
+        if self.state.code_pages.contains(&frame) {
+            if !self.state.code_written.contains(&frame) {
+                self.state.code_written.push(frame);
+            }
             self.state
                 .exit_request
                 .store(1, std::sync::atomic::Ordering::SeqCst);

@@ -434,18 +434,29 @@ impl TcgVcpu {
 
     /// Forgets every translation and which pages held code.
     fn drop_translations(&mut self) {
-        self.mem.code_written = false;
+        self.mem.code_written.clear();
         self.mem.code_pages.clear();
+        self.pending_link = None;
         self.blocks.flush();
     }
 
-    /// Drops the translations if guest code was written since the last check; true if so.
+    /// Drops the translations on pages guest code was written to since the last check; true
+    /// if there were any.
     fn drop_translations_if_code_written(&mut self) -> bool {
-        let written = self.mem.code_written;
-        if written {
-            self.drop_translations();
+        if self.mem.code_written.is_empty() {
+            return false;
         }
-        written
+        for frame in std::mem::take(&mut self.mem.code_written) {
+            self.blocks.invalidate_page(frame);
+            if !self.blocks.has_page(frame) {
+                self.mem.code_pages.remove(&frame);
+            }
+        }
+        // The dispatcher has control: nothing runs the dropped blocks' code, and the pending
+        // link may name their slots.
+        self.pending_link = None;
+        self.blocks.release_retired();
+        true
     }
 
     /// Links the block compiled code last left from to `block`, if both allow it.
@@ -533,8 +544,19 @@ impl TcgVcpu {
                 let page_bytes = 4096 - (pc & 0xfff) as usize;
                 let mut bytes = vec![0u8; page_bytes + 15];
                 let started = Instant::now();
-                let n = fetch(&mut linear, &self.ctx, pc, &mut bytes)?;
+                let mut frames = [None; 2];
+                let n = fetch(&mut linear, &self.ctx, pc, &mut bytes, &mut frames)?;
                 let block = form(&bytes[..n], vkey.rip, vkey.mode & 0xff, page_bytes.min(n));
+                // The pages the block's bytes are on: the next one only if it crosses.
+                let len = block
+                    .insns
+                    .last()
+                    .map_or(0, |i| i.next_ip().wrapping_sub(vkey.rip) as usize);
+                let used = if len > page_bytes { 2 } else { 1 };
+                let pages: Vec<u64> = frames[..used].iter().flatten().copied().collect();
+                for p in &pages {
+                    linear.state.add_code_page(*p);
+                }
                 self.stats.decode_nanos += started.elapsed().as_nanos() as u64;
                 if self.config.trace.in_asm {
                     let mut t = String::from("----------------\nIN: \n");
@@ -544,7 +566,7 @@ impl TcgVcpu {
                     t.push('\n');
                     log::write(&t);
                 }
-                self.blocks.insert(key, block)
+                self.blocks.insert(key, block, &pages)
             }
         };
         self.blocks.remember(vkey, &block);

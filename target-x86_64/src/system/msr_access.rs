@@ -22,6 +22,23 @@ use crate::msr;
 
 const IA32_PLATFORM_ID: u32 = 0x17;
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_ARCH_CAPABILITIES: u32 = 0x10a;
+/// IA32_ARCH_CAPABILITIES: the emulated CPU executes nothing speculatively, so it is immune to
+/// every transient-execution attack the MSR can declare (RDCL_NO, SSB_NO, MDS_NO, TAA_NO,
+/// PSCHANGE_MC_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO, and no L1D flush needed).
+/// Saying so keeps Linux from page-table isolation, whose CR3 switch on every kernel entry
+/// would flush the TLB each time.
+const ARCH_CAPABILITIES_VALUE: u64 = 1
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 13)
+    | (1 << 14)
+    | (1 << 15)
+    | (1 << 26)
+    | (1 << 27);
 const IA32_BIOS_SIGN_ID: u32 = 0x8b;
 const IA32_MTRRCAP: u32 = 0xfe;
 const IA32_MCG_CAP: u32 = 0x179;
@@ -68,6 +85,7 @@ pub fn read_msr(ctx: &X86Context, index: u32, bus: &mut dyn SystemBus) -> Result
         IA32_FS_BASE => ctx.cpu.seg[sreg::FS].base,
         IA32_GS_BASE => ctx.cpu.seg[sreg::GS].base,
         IA32_MTRRCAP => MTRRCAP_VALUE,
+        IA32_ARCH_CAPABILITIES => ARCH_CAPABILITIES_VALUE,
         IA32_MTRR_DEF_TYPE => ctx.mtrr_def_type,
         // Locked, VMX off: Linux then leaves VMX alone.
         IA32_FEATURE_CONTROL => 1,

@@ -73,6 +73,17 @@ impl ChainSlots {
         self.slots[i].rip.set(rip);
     }
 
+    /// Unlinks every successor whose code is at `code` (that block's translation is gone).
+    pub fn unlink_code(&self, code: u64) {
+        for s in &self.slots {
+            if s.code.get() == code {
+                // The RIP first: a reader that no longer sees it never takes the code.
+                s.rip.set(EMPTY);
+                s.code.set(0);
+            }
+        }
+    }
+
     /// True if `rip` is linked.
     pub fn is_linked(&self, rip: u64) -> bool {
         self.slots.iter().any(|s| s.rip.get() == rip)
@@ -99,6 +110,8 @@ mod tests {
         assert!(s.is_linked(0x1000) && s.is_linked(0x2000));
         s.link(0x3000, 0xd);
         assert!(s.is_linked(0x3000) && s.is_linked(0x1000));
+        s.unlink_code(0xd);
+        assert!(!s.is_linked(0x3000) && s.is_linked(0x1000));
         let base = s.address();
         assert_eq!(s.slots[1].rip.as_ptr() as u64 - base, rip_offset(1) as u64);
         assert_eq!(
