@@ -14,15 +14,18 @@
 //! - [`expectations`] holds KVM's results for the CI seed set as hashes, so that hosts
 //!   without /dev/kvm still check the JIT against the real CPU.
 //!
-//! The CI seed set is seeds `0..CI_PER_CLASS` of every class in [`CI_CLASSES`]
-//! (`tandem difftest` with no options runs exactly that; `--class all` adds the classes left
-//! out of it).
+//! The CI seed set is seeds `0..CI_PER_CLASS` of every general-purpose class
+//! ([`Class::INTEGER`]) and seeds `0..CI_PER_FP_CLASS` of every floating-point and vector class
+//! ([`Class::FP`]: x87, MMX, SSE-SSE4.2, FXSAVE); [`Plan::ci_sets`] gives both, and `tandem
+//! difftest` with no options runs exactly that.
 
 pub mod builders;
 pub mod classes;
 pub mod compare;
 pub mod error;
 pub mod expectations;
+pub mod faults;
+pub mod fp;
 pub mod generator;
 pub mod operands;
 pub mod report;
@@ -37,12 +40,16 @@ pub use expectations::Expectations;
 pub use generator::{generate, Sequence};
 pub use runner::{Checked, Engine, OracleKind, Runner, Stats};
 
-/// Sequences per class in the CI seed set.
+/// Sequences per general-purpose class in the CI seed set.
 pub const CI_PER_CLASS: u64 = 2500;
+
+/// Sequences per floating-point class in the CI seed set: fewer, so that the whole set stays
+/// under a minute in a debug build on two cores.
+pub const CI_PER_FP_CLASS: u64 = 1000;
 
 /// The classes of the CI seed set: all of them (string and mixed joined once the JIT bug they
 /// found, a compiled prefix ending in a REP string instruction, was fixed).
-pub const CI_CLASSES: [Class; 10] = Class::ALL;
+pub const CI_CLASSES: [Class; 19] = Class::ALL;
 
 /// A batch of sequences: seeds `first_seed..first_seed + count` of each class.
 #[derive(Debug, Clone)]
@@ -56,13 +63,27 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The CI seed set.
+    /// The CI seed set's general-purpose classes.
     pub fn ci() -> Self {
         Self {
-            classes: CI_CLASSES.to_vec(),
+            classes: Class::INTEGER.to_vec(),
             first_seed: 0,
             count: CI_PER_CLASS,
         }
+    }
+
+    /// The CI seed set's floating-point and vector classes.
+    pub fn ci_fp() -> Self {
+        Self {
+            classes: Class::FP.to_vec(),
+            first_seed: 0,
+            count: CI_PER_FP_CLASS,
+        }
+    }
+
+    /// The whole CI seed set: [`Plan::ci`] and [`Plan::ci_fp`].
+    pub fn ci_sets() -> Vec<Self> {
+        vec![Self::ci(), Self::ci_fp()]
     }
 
     /// Every (class, seed) of the plan, seed by seed so that progress covers every class.
@@ -96,15 +117,21 @@ pub fn summary(stats: &Stats) -> String {
     let mut out = String::new();
     let (mut runs, mut diffs) = (0, 0);
     for (class, (n, d)) in &stats.per_class {
+        let ends: Vec<String> = stats
+            .ends
+            .get(class)
+            .map(|e| e.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  {:<8} {n:>7} sequences, {d} with differences\n",
-            class.name()
+            "  {:<11} {n:>7} sequences, {d} with differences; ended: {}\n",
+            class.name(),
+            ends.join(", ")
         ));
         runs += n;
         diffs += d;
     }
     out.push_str(&format!(
-        "  total    {runs:>7} sequences, {diffs} with differences\n"
+        "  total       {runs:>7} sequences, {diffs} with differences\n"
     ));
     for (e, (n, t)) in &stats.per_engine {
         let rate = if t.as_secs_f64() > 0.0 {

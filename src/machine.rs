@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use tandem_accel::{Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, Vcpu};
 use tandem_hw::loader::{load_kernel, BootMemory, LoadedKernel};
-use tandem_hw::pc::{Pc, PcConfig, SerialOutput};
-use tandem_softmmu::{IrqForwarder, IrqSink};
+use tandem_hw::pc::{BoardIrqchip, Pc, PcConfig, SerialOutput};
+use tandem_softmmu::IrqForwarder;
 use tandem_target_x86_64::CpuState;
 
 use crate::config::{AccelKind, MachineConfig, SerialConfig};
 use crate::error::Error;
+use crate::vcpu_thread::HaltWake;
+
+/// vCPUs per machine (the JIT runs one; SMP comes later).
+const CPUS: u32 = 1;
 
 /// Creates the engine `kind`, if this binary has it.
 pub fn create_accelerator(
@@ -79,16 +83,25 @@ impl Machine {
         };
         // The engine's own irqchip (KVM's in-kernel PIC/IOAPIC/PIT) or the board's: decided
         // now, connected once the engine exists, so a bad kernel is reported before the
-        // engine is even opened.
+        // engine is even opened. The JIT takes the board's APICs; KVM without its irqchip
+        // injects 8259 vectors only, so it gets the 8259 alone.
         let engine_irqchip = config.kernel_irqchip && config.accel == AccelKind::Kvm;
         let forwarder = IrqForwarder::new();
-        let pc = Pc::new(
+        let irqchip = if engine_irqchip {
+            BoardIrqchip::Engine(forwarder.clone())
+        } else if config.accel == AccelKind::Tcg {
+            BoardIrqchip::Apic
+        } else {
+            BoardIrqchip::Pic
+        };
+        let pc = Pc::with_irqchip(
             PcConfig {
                 ram_size: config.ram_size,
                 mem_path: config.mem_path.clone(),
                 serial_out,
             },
-            engine_irqchip.then(|| forwarder.clone() as Arc<dyn IrqSink>),
+            irqchip,
+            CPUS,
         )?;
         let loaded = Self::load(&config, &pc, &kernel, initrd.as_deref())?;
         let mut accel = create_accelerator(
@@ -108,14 +121,21 @@ impl Machine {
             forwarder.connect(sink);
         }
         if let Some(u) = &pc.userspace_irqchip {
-            // A vCPU halted on the INTR pin must also wake for a stop request.
-            let pin = u.pin.clone();
-            pc.control.on_request(move || pin.wake());
+            for cpu in &u.cpus {
+                // A vCPU halted on its INTR pin must also wake for a stop request.
+                let pin = cpu.pin.clone();
+                pc.control.on_request(move || pin.wake());
+            }
         }
-        let irqchip = match &pc.userspace_irqchip {
-            Some(u) => IrqchipConnection::Userspace {
-                pin: u.pin.clone(),
-                ack: u.ack(),
+        // Each vCPU has its own interrupt input (with APICs: its own pin and local APIC).
+        let connection = |i: u32| match pc
+            .userspace_irqchip
+            .as_ref()
+            .and_then(|u| u.cpus.get(i as usize))
+        {
+            Some(c) => IrqchipConnection::Userspace {
+                pin: c.pin.clone(),
+                ack: c.ack.clone(),
             },
             None => IrqchipConnection::InEngine,
         };
@@ -123,22 +143,47 @@ impl Machine {
             memory: pc.memory.clone(),
             ports: pc.ports.clone(),
             control: pc.control.clone(),
-            irqchip,
-            cpus: 1,
+            irqchip: connection(0),
+            cpus: CPUS,
         };
         accel.attach(&bus)?;
-        let mut vcpu = accel.create_vcpu(0, &bus)?;
-        vcpu.set_state(&loaded.state)?;
+        let mut vcpus = Vec::new();
+        for i in 0..CPUS {
+            let vcpu_bus = MachineBus {
+                irqchip: connection(i),
+                ..bus.clone()
+            };
+            let mut vcpu = accel.create_vcpu(i, &vcpu_bus)?;
+            vcpu.set_state(&loaded.state)?;
+            vcpus.push(vcpu);
+        }
         Ok(Self {
             config,
             pc,
             accel,
             bus,
-            vcpus: vec![vcpu],
+            vcpus,
             kernel,
             initrd,
             loaded,
         })
+    }
+
+    /// What wakes each halted vCPU (its pin and local APIC), by index; None where the engine
+    /// halts in itself.
+    pub(crate) fn halt_wakes(&self) -> Vec<Option<HaltWake>> {
+        (0..self.vcpus.len())
+            .map(|i| {
+                let cpu = self.pc.userspace_irqchip.as_ref()?.cpus.get(i)?;
+                Some(HaltWake {
+                    pin: cpu.pin.clone(),
+                    lapic: cpu
+                        .lapic
+                        .clone()
+                        .map(|l| l as Arc<dyn tandem_softmmu::irq::LocalApic>),
+                })
+            })
+            .collect()
     }
 
     fn load(
@@ -164,6 +209,7 @@ impl Machine {
     /// A system reset: engine-side devices reset, the kernel reloaded, vCPU 0 at its entry.
     pub fn reset(&mut self) -> Result<(), Error> {
         self.accel.reset()?;
+        self.pc.reset();
         self.loaded = Self::load(&self.config, &self.pc, &self.kernel, self.initrd.as_deref())?;
         if let Some(vcpu) = self.vcpus.first_mut() {
             vcpu.set_state(&self.loaded.state)?;

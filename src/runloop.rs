@@ -1,6 +1,9 @@
 //! The main loop: vCPU threads run the guest while this thread feeds serial input, ticks the
 //! userspace PIT, watches host signals, and acts on machine requests (reset, power-off,
-//! debug exit) once every vCPU has stopped.
+//! debug exit) once every vCPU has stopped. The local APIC timers have a thread of their own
+//! ([`apic_timers`]).
+
+mod apic_timers;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -84,7 +87,14 @@ fn run_with_console(
     options: RunOptions,
 ) -> Result<RunOutcome, Error> {
     let control = machine.pc.control.clone();
-    let pin = machine.pc.userspace_irqchip.as_ref().map(|u| u.pin.clone());
+    let wakes = machine.halt_wakes();
+    let lapics = machine
+        .pc
+        .userspace_irqchip
+        .as_ref()
+        .map(|u| u.lapics())
+        .unwrap_or_default();
+    let _timers = apic_timers::ApicTimers::start(lapics)?;
     let mut pending_input: Vec<u8> = Vec::new();
     loop {
         let (tx, rx) = mpsc::channel::<VcpuReport>();
@@ -94,7 +104,7 @@ fn run_with_console(
                 i as u32,
                 vcpu,
                 control.clone(),
-                pin.clone(),
+                wakes.get(i).cloned().flatten(),
                 tx.clone(),
             )?);
         }

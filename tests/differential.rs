@@ -1,8 +1,9 @@
-//! The differential suite's CI seed set (at least 20,000 random instruction sequences across
-//! every class) on KVM, tcg's interpreter and tcg's JIT: every difference fails the test,
-//! listing the first ones with the command lines that reproduce them. Without /dev/kvm the
-//! tiers are compared with the recorded KVM results (tests/data/difftest-expectations.txt)
-//! and the test says that the live oracle did not run.
+//! The differential suite's CI seed set on KVM, tcg's interpreter and tcg's JIT: at least
+//! 20,000 random instruction sequences across the general-purpose classes, and 9,000 across
+//! the floating-point and vector ones (x87, MMX, SSE-SSE4.2, FXSAVE), one test each. Every
+//! difference fails the test, listing the first ones with the command lines that reproduce
+//! them. Without /dev/kvm the tiers are compared with the recorded KVM results
+//! (tests/data/difftest-expectations.txt) and the test says that the live oracle did not run.
 
 mod common;
 
@@ -50,15 +51,24 @@ fn run(
 
 #[test]
 fn differential_ci_seed_set() {
+    check("differential_ci_seed_set", &Plan::ci(), 20_000);
+}
+
+#[test]
+fn differential_fp_seed_set() {
+    check("differential_fp_seed_set", &Plan::ci_fp(), 9_000);
+}
+
+/// Runs `plan` (at least `at_least` sequences) on every engine, in two halves on two threads
+/// (this machine has two cores), and fails on any difference or stale expectation.
+fn check(test: &str, plan: &Plan, at_least: u64) {
     let recorded = Expectations::load(Path::new(expectations::DEFAULT_PATH)).ok();
-    let plan = Plan::ci();
     let total = plan.count * plan.classes.len() as u64;
     assert!(
-        total >= 20_000,
-        "the CI seed set has only {total} sequences"
+        total >= at_least,
+        "{test}: the seed set has only {total} sequences"
     );
-    // Two halves of the seed set on two threads (one harness per engine each): this machine
-    // has two cores.
+    // One harness per engine and thread.
     let half = plan.count / 2;
     let plans = [
         Plan {
@@ -104,20 +114,26 @@ fn differential_ci_seed_set() {
             x.1 += t;
         }
         stats.unchecked += s.unchecked;
+        for (c, ends) in s.ends {
+            let x = stats.ends.entry(c).or_default();
+            for (k, v) in ends {
+                *x.entry(k).or_default() += v;
+            }
+        }
     }
     eprintln!(
-        "differential: {total} sequences in {:.1}s\n{}",
+        "{test}: {total} sequences in {:.1}s\n{}",
         start.elapsed().as_secs_f64(),
         summary(&stats)
     );
     match oracle {
         OracleKind::Live => {}
         OracleKind::Recorded => skipped(
-            "differential_ci_seed_set [kvm live oracle]",
+            &format!("{test} [kvm live oracle]"),
             "no /dev/kvm: compared against recorded expectations",
         ),
         OracleKind::TiersOnly => skipped(
-            "differential_ci_seed_set [kvm oracle]",
+            &format!("{test} [kvm oracle]"),
             "no /dev/kvm and no recorded expectations: the tcg tiers were compared with each \
              other only",
         ),

@@ -2,87 +2,12 @@
 //! every engine built in, checked by their serial output and exit status.
 
 mod common;
+mod guest_support;
 
 use common::asm::{self, exit, hang, puts};
 use common::*;
+use guest_support::*;
 use iced_x86::code_asm::*;
-
-const LOAD64: u64 = 0x20_0000;
-const LOAD32: u32 = 0x10_0000;
-
-fn assemble64(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    build(&mut a);
-    a.assemble(LOAD64).unwrap()
-}
-
-fn assemble32(build: impl FnOnce(&mut CodeAssembler)) -> Vec<u8> {
-    let mut a = CodeAssembler::new(32).unwrap();
-    build(&mut a);
-    a.assemble(u64::from(LOAD32 + MULTIBOOT_HEADER_LEN))
-        .unwrap()
-}
-
-fn run_kernel(
-    test: &str,
-    engine: &Engine,
-    image: &[u8],
-    extra: &[&str],
-    stdin: &[u8],
-) -> std::process::Output {
-    let dir = scratch(&format!("{test}-{}", engine.name.replace([',', '='], "_")));
-    let kernel = write_file(&dir, "kernel", image);
-    let mut args: Vec<&str> = engine.args.to_vec();
-    let k = kernel.to_str().unwrap().to_string();
-    args.extend_from_slice(&["-m", "32", "-kernel", &k, "-serial", "stdio"]);
-    args.extend_from_slice(extra);
-    tandem(&args, stdin)
-}
-
-/// What a guest run must produce.
-struct Expect<'a> {
-    /// Exactly this on the serial port.
-    stdout: &'a str,
-    /// This process exit status.
-    status: i32,
-}
-
-/// Runs `image` on every engine with `extra` arguments and `stdin`, checking `want`; returns
-/// each run's output for further checks.
-fn on_every_engine(
-    test: &str,
-    image: &[u8],
-    extra: &[&str],
-    stdin: &[u8],
-    want: Expect,
-) -> Vec<(String, std::process::Output)> {
-    on_engines(engines(test), test, image, extra, stdin, want)
-}
-
-/// As [`on_every_engine`], on the given engines.
-fn on_engines(
-    list: Vec<Engine>,
-    test: &str,
-    image: &[u8],
-    extra: &[&str],
-    stdin: &[u8],
-    want: Expect,
-) -> Vec<(String, std::process::Output)> {
-    let mut outs = Vec::new();
-    for engine in list {
-        let out = run_kernel(test, &engine, image, extra, stdin);
-        let ctx = format!("[{} {}] stderr: {}", test, engine.name, stderr(&out));
-        assert_eq!(stdout(&out), want.stdout, "{ctx}");
-        assert_eq!(out.status.code(), Some(want.status), "{ctx}");
-        outs.push((engine.name.to_string(), out));
-    }
-    outs
-}
-
-/// The exit status after the guest writes `code` to isa-debug-exit.
-fn debug_exit_status(code: i32) -> i32 {
-    code << 1 | 1
-}
 
 #[test]
 fn long_mode_guest_prints_and_exits_with_its_code() {
@@ -140,55 +65,6 @@ fn multiboot_guest_gets_magic_and_command_line() {
             status: debug_exit_status(7),
         },
     );
-}
-
-/// Builds a 64-bit IDT gate for `vector` pointing at `handler`, at run time (the handler's
-/// address is only known once assembled). IDT at `idt`. Clobbers RAX and RDI.
-fn set_gate64(a: &mut CodeAssembler, idt: u64, vector: u64, handler: CodeLabel) {
-    a.lea(rax, ptr(handler)).unwrap();
-    a.mov(rdi, idt + vector * 16).unwrap();
-    a.mov(word_ptr(rdi), ax).unwrap();
-    a.mov(word_ptr(rdi + 2), 0x08).unwrap();
-    a.mov(word_ptr(rdi + 4), 0x8e00).unwrap();
-    a.shr(rax, 16).unwrap();
-    a.mov(word_ptr(rdi + 6), ax).unwrap();
-    a.shr(rax, 16).unwrap();
-    a.mov(dword_ptr(rdi + 8), eax).unwrap();
-    a.mov(dword_ptr(rdi + 12), 0).unwrap();
-}
-
-/// Loads IDTR with `base`/`limit`, using scratch memory at `at`. Clobbers RAX.
-fn load_idt64(a: &mut CodeAssembler, at: u64, base: u64, limit: u16) {
-    a.mov(rax, at).unwrap();
-    a.mov(word_ptr(rax), limit as u32).unwrap();
-    a.mov(rdi, base).unwrap();
-    a.mov(qword_ptr(rax + 2), rdi).unwrap();
-    a.lidt(ptr(rax)).unwrap();
-}
-
-/// Initializes the 8259 pair (ICW1-4: vectors 0x20/0x28, cascade on IRQ 2, 8086 mode) with
-/// `master_imr` as the master's mask and every slave line masked.
-fn init_pics(a: &mut CodeAssembler, master_imr: u8) {
-    for (port, v) in [
-        (0x20, 0x11),
-        (0xa0, 0x11),
-        (0x21, 0x20),
-        (0xa1, 0x28),
-        (0x21, 4),
-        (0xa1, 2),
-        (0x21, 1),
-        (0xa1, 1),
-        (0x21, master_imr),
-        (0xa1, 0xff),
-    ] {
-        outb(a, port, v);
-    }
-}
-
-fn outb(a: &mut CodeAssembler, port: u16, value: u8) {
-    a.mov(dx, port as u32).unwrap();
-    a.mov(al, value as u32).unwrap();
-    a.out(dx, al).unwrap();
 }
 
 #[test]

@@ -452,3 +452,98 @@ fn page_crossing_accesses() {
         &0x0403_0201_00ff_fefdu64.to_le_bytes()
     );
 }
+
+/// An x87/SSE state with every compared field in use: distinct XMM values, MXCSR with a
+/// rounding mode, DAZ, FTZ and a sticky flag, FCW with precision and rounding, FSW with TOP 5,
+/// condition codes and a sticky flag, tags (R5 valid, the others empty) and eight register
+/// values, the empty ones included.
+fn fp_state() -> tandem_target_x86_64::FxsaveArea {
+    let mut fx = tandem_target_x86_64::FxsaveArea::default();
+    for i in 0..16u128 {
+        let v = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10u128.wrapping_mul(i + 3) ^ i;
+        fx.set_xmm(i as usize, v.to_le_bytes());
+    }
+    fx.set_mxcsr(0x1f80 | 2 << 13 | 1 << 15 | 1 << 6 | 0x10);
+    fx.set_fcw(0x7f | 2 << 8 | 1 << 10);
+    fx.set_fsw(5 << 11 | 0x4000 | 0x0200 | 0x20);
+    fx.set_ftw(1 << 5);
+    // ST(0) = physical R5 = 2.5; slot 6 = R3 = MM3.
+    fx.set_st(0, [0, 0, 0, 0, 0, 0, 0, 0xa0, 0x00, 0x40]);
+    for i in 1..8u8 {
+        let mut v = [0x11 * i; 10];
+        v[8] = 0xff;
+        v[9] = 0xff;
+        fx.set_st(usize::from(i), v);
+    }
+    fx.set_st(
+        6,
+        [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01, 0xff, 0xff],
+    );
+    fx
+}
+
+/// The x87/SSE fields the harness carries and the differential suite compares: the FXSAVE
+/// image less FOP/FIP/FDP, MXCSR_MASK and the reserved bytes.
+fn fp_fields(fx: &tandem_target_x86_64::FxsaveArea) -> impl PartialEq + std::fmt::Debug {
+    let st: Vec<[u8; 10]> = (0..8).map(|i| fx.st(i)).collect();
+    let xmm: Vec<[u8; 16]> = (0..16).map(|i| fx.xmm(i)).collect();
+    (fx.fcw(), fx.fsw(), fx.ftw(), fx.mxcsr(), st, xmm)
+}
+
+/// The whole x87/SSE state set for a snippet is the state the engine runs it with, and comes
+/// back unchanged from a snippet that does not touch it, on every engine.
+#[test]
+fn fp_state_reaches_every_engine_and_comes_back() {
+    let mut s = Snippet::new(asm(|a| a.nop().unwrap()));
+    s.initial.fx = fp_state();
+    let want = fp_fields(&s.initial.fx);
+    for tier in [tandem_accel::Tier::Interp, tandem_accel::Tier::Jit] {
+        let r = on_tier(tier, &s);
+        assert_eq!(fp_fields(&r.state.fx), want, "{tier:?}");
+    }
+    let Some(r) = run("fp_state_reaches_every_engine_and_comes_back", &s) else {
+        return;
+    };
+    assert_eq!(fp_fields(&r.state.fx), want, "kvm");
+}
+
+/// The starting XMM, MMX, x87 and MXCSR values are what instructions read, on every engine:
+/// MOVQ/PEXTRQ/MOVD from XMM registers, FNSTSW/FNSTCW/STMXCSR, FST of ST(0), and MOVQ from MM3
+/// (physical register 3, FXSAVE slot 6 with TOP = 5).
+#[test]
+fn xmm_and_x87_values_read_back_through_instructions() {
+    let code = asm(|a| {
+        a.movq(rax, xmm3).unwrap();
+        a.pextrq(rbx, xmm15, 1).unwrap();
+        a.movd(ecx, xmm8).unwrap();
+        a.stmxcsr(dword_ptr(rdi)).unwrap();
+        a.fnstcw(word_ptr(rdi + 4)).unwrap();
+        a.fnstsw(word_ptr(rdi + 6)).unwrap();
+        a.fst(qword_ptr(rdi + 8)).unwrap();
+        a.movq(rdx, mm3).unwrap();
+    });
+    let mut s = Snippet::new(code)
+        .with_gpr(reg::RDI, 0x50_0000)
+        .with_memory(0x50_0000, vec![0; 16]);
+    s.initial.fx = fp_state();
+    let fx = s.initial.fx;
+    let r = run_all("xmm_and_x87_values_read_back_through_instructions", &s);
+    assert_eq!(r.end, SnippetEnd::Completed, "{}", r.state.dump());
+    let lo = |x: [u8; 16]| u64::from_le_bytes(x[..8].try_into().unwrap());
+    let hi = |x: [u8; 16]| u64::from_le_bytes(x[8..].try_into().unwrap());
+    assert_eq!(r.state.gpr[reg::RAX], lo(fx.xmm(3)));
+    assert_eq!(r.state.gpr[reg::RBX], hi(fx.xmm(15)));
+    assert_eq!(r.state.gpr[reg::RCX], lo(fx.xmm(8)) & 0xffff_ffff);
+    assert_eq!(r.state.gpr[reg::RDX], 0x0123_4567_89ab_cdef);
+    let m = &r.memory[0].1;
+    assert_eq!(u32::from_le_bytes(m[0..4].try_into().unwrap()), fx.mxcsr());
+    assert_eq!(u16::from_le_bytes(m[4..6].try_into().unwrap()), fx.fcw());
+    assert_eq!(u16::from_le_bytes(m[6..8].try_into().unwrap()), fx.fsw());
+    assert_eq!(
+        u64::from_le_bytes(m[8..16].try_into().unwrap()),
+        2.5f64.to_bits()
+    );
+    // The MMX read switched the x87 to MMX mode: TOP 0, every register valid.
+    assert_eq!((r.state.fx.fsw() >> 11) & 7, 0);
+    assert_eq!(r.state.fx.ftw(), 0xff);
+}

@@ -19,7 +19,7 @@
 //! and [`pm::Pm`] is the port device behind the FADT's PM blocks: writing SLP_TYP 5 | SLP_EN
 //! to PM1a_CNT posts [`tandem_softmmu::MachineRequest::PowerOff`], which ends the run.
 //!
-//! # Wiring into the board (hw/src/pc.rs), one small change
+//! # How the board wires it (hw/src/pc.rs)
 //!
 //! 1. Tables: `let acpi = AcpiTables::build(AcpiConfig::pc(cpus), ACPI_TABLES_BASE)?;` then,
 //!    before `map.build()`, `map.rom(ACPI_TABLES_BASE, acpi.bytes())?`. [`ACPI_TABLES_BASE`] is
@@ -34,9 +34,9 @@
 //!    control.clone(), clock.clone()))))?` — ports 0x600-0x60F: PM1a_EVT 0x600 (4 bytes),
 //!    PM1a_CNT 0x604 (2), PM_TMR 0x608 (4), reset register 0x60C (1, value 1); see [`pm`].
 //!    On a machine reset call `Pm::reset`.
-//! 4. Optional, for a faster and scan-free boot: the Linux loader may put
-//!    [`AcpiTables::rsdp_address`] in boot_params.acpi_rsdp_addr (offset 0x070, boot protocol
-//!    2.14+); older kernels scan and find it anyway.
+//! 4. For a scan-free boot the Linux loader finds the RSDP in the BIOS area
+//!    ([`rsdp::find`]) and puts its address in boot_params.acpi_rsdp_addr (offset 0x070, boot
+//!    protocol 2.14+); older kernels scan and find it anyway.
 //!
 //! The board's facts the tables state, which must stay true: CPU n has APIC ID n; the local
 //! APICs at 0xFEE00000; one I/O APIC (ID 0) at 0xFEC00000 with GSI base 0 and the PIT on pin 2;

@@ -1,5 +1,6 @@
 //! Interrupt controllers.
 
 pub mod ioapic;
+pub mod isa_irq;
 pub mod lapic;
 pub mod pic8259;

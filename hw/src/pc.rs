@@ -1,41 +1,52 @@
-//! The PC board: the memory map, the e820 table, and the ISA devices wired to ports and IRQs.
+//! The PC board: the memory map, the e820 table, the ACPI tables, and the devices wired to
+//! ports, MMIO and IRQs.
 //!
 //! Layout (as QEMU's `pc` machine, minus the firmware): RAM from 0 to 640 KiB, a hole for VGA
-//! and BIOS ROM up to 1 MiB, RAM from 1 MiB up to at most 3 GiB, the MMIO window (PCI, IOAPIC,
-//! LAPIC, HPET) from 3 GiB to 4 GiB, and the rest of RAM above 4 GiB.
+//! and BIOS ROM up to 1 MiB (the ACPI tables in a ROM at 0xE0000, reserved in e820 with the
+//! rest of the BIOS area), RAM from 1 MiB up to at most 3 GiB, the MMIO window (I/O APIC at
+//! 0xFEC00000, local APICs at 0xFEE00000) from 3 GiB to 4 GiB, and the rest of RAM above 4 GiB.
 //!
 //! Devices: COM1 16550A at 0x3f8 (IRQ 4), CMOS RTC at 0x70, i8042 at 0x60/0x64, port 0x92,
-//! isa-debug-exit at 0xf4, port 0x80; with a userspace irqchip also the 8259 pair (0x20, 0xa0,
-//! ELCR 0x4d0) and the 8254 PIT (0x40, 0x61). With an engine irqchip (KVM) the engine owns the
-//! PIC and PIT ports and every device line goes to the engine.
+//! isa-debug-exit at 0xf4, port 0x80, the ACPI PM block at 0x600 (S5 powers off). The
+//! interrupt controllers are [`BoardIrqchip`]'s choice: the engine's own (KVM's in-kernel
+//! irqchip owns the PIC, PIT and APICs, and every device line goes to it), the board's 8259
+//! pair and 8254 PIT alone, or those with an I/O APIC and a local APIC per CPU
+//! ([`irqchip`]). The MADT describes the APIC layout in every case: KVM's in-kernel APICs sit at
+//! the same addresses.
 //!
-//! Known warts: the 640K-1M hole is unassigned (reads all-ones), there is no firmware, and a
-//! reset reloads the kernel rather than running a BIOS.
+//! Known warts: the rest of the 640K-1M hole is unassigned (reads all-ones), there is no
+//! firmware, and a reset reloads the kernel rather than running a BIOS; with the 8259 alone the
+//! MADT still lists the APICs (CPUID then reports none, and guests trust CPUID first).
+
+pub mod irqchip;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tandem_softmmu::{
-    AddressSpace, AddressSpaceBuilder, GuestRam, InterruptAcknowledge, InterruptPin, IrqLine,
-    IrqSink, MapError, PortBus, RunControl,
+    AddressSpace, AddressSpaceBuilder, GuestRam, IrqLine, IrqSink, MapError, PortBus, RunControl,
 };
 use thiserror::Error;
 
+use crate::acpi::pm::{Pm, PM_BASE, PM_BLOCK_LEN};
+use crate::acpi::{AcpiConfig, AcpiError, AcpiTables, ACPI_TABLES_BASE};
 use crate::char::serial16550::Serial16550;
 use crate::e820::{E820Entry, E820Kind};
-use crate::intc::pic8259::{PicPorts, UserspacePic};
 use crate::misc::debug_exit::DebugExit;
 use crate::misc::i8042::I8042;
 use crate::misc::port80::Port80;
 use crate::misc::port92::Port92;
 use crate::timer::clock::{Clock, HostClock};
 use crate::timer::cmos_rtc::CmosRtc;
-use crate::timer::pit8254::PitDevice;
+
+pub use irqchip::{Apics, CpuInterrupts, UserspaceIrqchip};
 
 /// Smallest RAM the board accepts: loaders put their structures below 640 KiB and kernels at
 /// 1 MiB.
 pub const MIN_RAM: u64 = 2 << 20;
+/// Start of the BIOS area reserved in e820: the ACPI tables' ROM and the area above it.
+pub const BIOS_AREA_START: u64 = ACPI_TABLES_BASE;
 /// Top of conventional memory.
 pub const LOW_RAM_END: u64 = 0xa_0000;
 /// Start of RAM above the legacy hole.
@@ -63,6 +74,12 @@ pub enum PcError {
     /// Mapping RAM or devices failed.
     #[error("building the memory map")]
     Map(#[from] MapError),
+    /// A CPU count the interrupt controllers cannot serve.
+    #[error("{0} CPUs: the board's APICs serve 1 to 255 CPUs, the 8259 alone exactly one")]
+    BadCpuCount(u32),
+    /// The ACPI tables could not be built.
+    #[error("building the ACPI tables")]
+    Acpi(#[from] AcpiError),
 }
 
 /// Where the user's serial port output goes.
@@ -111,8 +128,8 @@ impl RamLayout {
                 kind: E820Kind::Reserved,
             },
             E820Entry {
-                addr: 0xf_0000,
-                size: 0x1_0000,
+                addr: BIOS_AREA_START,
+                size: HIGH_RAM_START - BIOS_AREA_START,
                 kind: E820Kind::Reserved,
             },
             E820Entry {
@@ -132,21 +149,15 @@ impl RamLayout {
     }
 }
 
-/// The userspace interrupt controllers, when the engine has none.
-pub struct UserspaceIrqchip {
-    /// The 8259 pair.
-    pub pic: Arc<UserspacePic>,
-    /// The CPU's INTR pin it drives.
-    pub pin: Arc<InterruptPin>,
-    /// The PIT, ticked by the main loop.
-    pub pit: Arc<Mutex<PitDevice>>,
-}
-
-impl UserspaceIrqchip {
-    /// The INTA side, for the engine.
-    pub fn ack(&self) -> Arc<dyn InterruptAcknowledge> {
-        self.pic.clone()
-    }
+/// Which interrupt controllers the board brings.
+#[derive(Clone)]
+pub enum BoardIrqchip {
+    /// The engine's own (KVM's in-kernel irqchip and PIT): every device line goes to this sink.
+    Engine(Arc<dyn IrqSink>),
+    /// The board's 8259 pair, driving the only CPU's INTR directly, and its 8254 PIT.
+    Pic,
+    /// The board's 8259 pair and 8254 PIT, an I/O APIC and a local APIC per CPU.
+    Apic,
 }
 
 /// A built PC.
@@ -165,17 +176,35 @@ pub struct Pc {
     pub serial: Arc<Mutex<Serial16550>>,
     /// The CMOS RTC (its NVRAM survives resets).
     pub rtc: Arc<Mutex<CmosRtc>>,
-    /// The userspace PIC and PIT, when used.
+    /// The userspace interrupt controllers and PIT, when used.
     pub userspace_irqchip: Option<UserspaceIrqchip>,
+    /// The ACPI PM block.
+    pub pm: Arc<Mutex<Pm>>,
+    /// Guest-physical address of the ACPI RSDP.
+    pub rsdp_address: u64,
 }
 
 impl Pc {
-    /// Builds the board. `engine_irq` is the engine's own interrupt controller (KVM in-kernel
-    /// irqchip); None means the board brings the userspace PIC and PIT.
+    /// Builds a one-CPU board. `engine_irq` is the engine's own interrupt controller (KVM
+    /// in-kernel irqchip); None means the board brings its own, APICs included.
     pub fn new(config: PcConfig, engine_irq: Option<Arc<dyn IrqSink>>) -> Result<Self, PcError> {
+        let irqchip = engine_irq.map_or(BoardIrqchip::Apic, BoardIrqchip::Engine);
+        Self::with_irqchip(config, irqchip, 1)
+    }
+
+    /// Builds the board for `cpus` CPUs with the interrupt controllers `irqchip`.
+    pub fn with_irqchip(
+        config: PcConfig,
+        irqchip: BoardIrqchip,
+        cpus: u32,
+    ) -> Result<Self, PcError> {
         if config.ram_size < MIN_RAM {
             return Err(PcError::RamTooSmall(config.ram_size));
         }
+        if cpus == 0 || (matches!(irqchip, BoardIrqchip::Pic) && cpus != 1) {
+            return Err(PcError::BadCpuCount(cpus));
+        }
+        let acpi = AcpiTables::build(AcpiConfig::pc(cpus), ACPI_TABLES_BASE)?;
         let ram = match &config.mem_path {
             Some(path) => GuestRam::file(path, config.ram_size)?,
             None => GuestRam::anonymous(config.ram_size)?,
@@ -193,30 +222,22 @@ impl Pc {
         if layout.above_4g > 0 {
             map.ram(ABOVE_4G_START, host, layout.below_4g, layout.above_4g)?;
         }
-        let memory = Arc::new(map.build());
+        map.rom(ACPI_TABLES_BASE, acpi.bytes())?;
 
         let control = Arc::new(RunControl::new());
         let mut ports = PortBus::new();
         let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
 
-        let (irq_sink, userspace_irqchip): (Arc<dyn IrqSink>, _) = match engine_irq {
-            Some(sink) => (sink, None),
-            None => {
-                let pin = InterruptPin::new();
-                let pic = UserspacePic::new(pin.clone());
-                let ports_dev = Arc::new(Mutex::new(PicPorts(pic.clone())));
-                ports.register_with_offset(0x20, 2, ports_dev.clone(), 0)?;
-                ports.register_with_offset(0xa0, 2, ports_dev.clone(), 0x80)?;
-                ports.register_with_offset(0x4d0, 2, ports_dev, 0x4b0)?;
-                let pit = Arc::new(Mutex::new(PitDevice::new(
-                    IrqLine::new(pic.clone(), 0),
-                    clock.clone(),
-                )));
-                ports.register_with_offset(0x40, 4, pit.clone(), 0)?;
-                ports.register_with_offset(0x61, 1, pit.clone(), 0x21)?;
-                (pic.clone(), Some(UserspaceIrqchip { pic, pin, pit }))
+        let (irq_sink, userspace_irqchip) = match irqchip {
+            BoardIrqchip::Engine(sink) => (sink, None),
+            BoardIrqchip::Pic | BoardIrqchip::Apic => {
+                let apic = matches!(irqchip, BoardIrqchip::Apic);
+                let (chip, sink) =
+                    UserspaceIrqchip::build(apic, cpus, &clock, &mut ports, &mut map)?;
+                (sink, Some(chip))
             }
         };
+        let memory = Arc::new(map.build());
 
         let serial = Arc::new(Mutex::new(Serial16550::new(
             IrqLine::new(irq_sink.clone(), COM1_IRQ),
@@ -235,6 +256,8 @@ impl Pc {
             4,
             Arc::new(Mutex::new(DebugExit::new(control.clone()))),
         )?;
+        let pm = Arc::new(Mutex::new(Pm::new(control.clone(), clock)));
+        ports.register(PM_BASE, PM_BLOCK_LEN, pm.clone())?;
 
         Ok(Self {
             ram,
@@ -245,12 +268,23 @@ impl Pc {
             serial,
             rtc,
             userspace_irqchip,
+            pm,
+            rsdp_address: acpi.rsdp_address(),
         })
     }
 
     /// The e820 map.
     pub fn e820(&self) -> Vec<E820Entry> {
         self.layout.e820()
+    }
+
+    /// A machine reset of the board's devices that have a power-on state to return to: the
+    /// APICs and the ACPI PM block.
+    pub fn reset(&self) {
+        if let Some(chip) = &self.userspace_irqchip {
+            chip.reset();
+        }
+        self.pm.lock().unwrap_or_else(|e| e.into_inner()).reset();
     }
 }
 
@@ -327,5 +361,76 @@ mod tests {
             Some(tandem_softmmu::MachineRequest::DebugExit(3))
         );
         assert!(pc.userspace_irqchip.is_some());
+    }
+
+    #[test]
+    fn acpi_tables_sit_in_a_reserved_rom_the_guest_cannot_change() {
+        let pc = board(16 << 20);
+        let read = |addr: u64, buf: &mut [u8]| pc.memory.read(addr, buf).is_ok();
+        let found = crate::acpi::rsdp::find(ACPI_TABLES_BASE, crate::acpi::RSDP_SCAN_END, read);
+        assert_eq!(found, Some(pc.rsdp_address));
+        let mut before = [0u8; 8];
+        pc.memory.read(pc.rsdp_address, &mut before).unwrap();
+        pc.memory.mmio_write(pc.rsdp_address, &[0; 8]);
+        let mut after = [0u8; 8];
+        pc.memory.read(pc.rsdp_address, &mut after).unwrap();
+        assert_eq!((&before, &after), (b"RSD PTR ", b"RSD PTR "));
+        let e820 = pc.e820();
+        let bios = e820
+            .iter()
+            .find(|e| e.addr <= ACPI_TABLES_BASE && ACPI_TABLES_BASE < e.end())
+            .unwrap();
+        assert_eq!(
+            (bios.addr, bios.end(), bios.kind),
+            (ACPI_TABLES_BASE, HIGH_RAM_START, E820Kind::Reserved)
+        );
+        for w in e820.windows(2) {
+            assert!(w[0].end() <= w[1].addr, "{e820:?}");
+        }
+    }
+
+    #[test]
+    fn the_pm_block_powers_off_and_a_reset_clears_it() {
+        use crate::acpi::pm::{CNT_OFFSET, SLP_EN, SLP_TYP_SHIFT};
+        let pc = board(16 << 20);
+        let cnt = PM_BASE + CNT_OFFSET;
+        pc.ports.write(cnt, &(3u16 << SLP_TYP_SHIFT).to_le_bytes());
+        pc.reset();
+        let mut v = [0u8; 2];
+        pc.ports.read(cnt, &mut v);
+        assert_eq!(u16::from_le_bytes(v) >> SLP_TYP_SHIFT, 0);
+        assert_eq!(pc.control.pending(), None);
+        pc.ports
+            .write(cnt, &(5u16 << SLP_TYP_SHIFT | SLP_EN).to_le_bytes());
+        assert_eq!(
+            pc.control.pending(),
+            Some(tandem_softmmu::MachineRequest::PowerOff)
+        );
+    }
+
+    #[test]
+    fn cpu_counts_the_interrupt_controllers_cannot_serve_are_errors() {
+        let build = |irqchip, cpus| {
+            let config = PcConfig {
+                ram_size: 16 << 20,
+                mem_path: None,
+                serial_out: Box::new(std::io::sink()),
+            };
+            Pc::with_irqchip(config, irqchip, cpus).err()
+        };
+        assert!(matches!(
+            build(BoardIrqchip::Apic, 0),
+            Some(PcError::BadCpuCount(0))
+        ));
+        assert!(matches!(
+            build(BoardIrqchip::Pic, 2),
+            Some(PcError::BadCpuCount(2))
+        ));
+        assert!(matches!(
+            build(BoardIrqchip::Apic, 256),
+            Some(PcError::Acpi(_))
+        ));
+        let sink: Arc<dyn IrqSink> = Arc::new(tandem_softmmu::irq::NoIrq);
+        assert!(build(BoardIrqchip::Engine(sink), 1).is_none());
     }
 }

@@ -3,7 +3,10 @@
 //! A device holds an [`IrqLine`] and only raises or lowers it. Which controller receives it
 //! (KVM's in-kernel irqchip, or the userspace PIC in `hw`) is decided when the board is wired.
 //! A userspace controller drives an [`InterruptPin`], which the engine running the CPU watches
-//! and acknowledges through [`InterruptAcknowledge`] to learn the vector.
+//! and acknowledges through [`InterruptAcknowledge`] to learn the vector. When that controller
+//! is the CPU's local APIC it is also a [`LocalApic`]: the one device an engine must know more
+//! of, because its registers are private to the CPU (a page every CPU sees at the same address,
+//! MSRs, CR8) and cannot sit on the shared buses.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -94,6 +97,65 @@ impl IrqSink for IrqForwarder {
 pub trait InterruptAcknowledge: Send + Sync {
     /// The vector to deliver, or None if the request went away (a spurious interrupt).
     fn acknowledge(&self) -> Option<u8>;
+
+    /// The CPU's own local APIC, when this controller is one: the engine then also routes the
+    /// CPU's APIC page, APIC MSRs and CR8 to it.
+    fn local_apic(self: Arc<Self>) -> Option<Arc<dyn LocalApic>> {
+        None
+    }
+}
+
+/// Requests a local APIC makes of its CPU itself, not of its interrupt flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuEvents {
+    /// A non-maskable interrupt.
+    pub nmi: bool,
+    /// A system-management interrupt (no SMM is modelled: engines may ignore it).
+    pub smi: bool,
+    /// INIT: the CPU resets and waits for a start-up IPI.
+    pub init: bool,
+    /// A start-up IPI: a CPU waiting after INIT starts in real mode at `vector << 12`.
+    pub sipi: Option<u8>,
+}
+
+/// Why a local APIC did not complete an MSR access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LocalApicMsrError {
+    /// Not an MSR of the local APIC: the CPU's own MSR model answers it.
+    #[error("MSR {0:#x} is not a local APIC MSR")]
+    NotApic(u32),
+    /// The access is refused: the CPU raises #GP(0).
+    #[error("local APIC MSR {0:#x} refused the access")]
+    Refused(u32),
+}
+
+/// A CPU's local APIC as the engine running that CPU reaches it: besides the INTA cycle, the
+/// CPU-private register page, the APIC MSRs, CR8, the events for the CPU itself and the timer
+/// a halted CPU sleeps on. Time is the APIC's clock, in nanoseconds.
+pub trait LocalApic: InterruptAcknowledge {
+    /// The physical address of the register page the CPU's loads and stores go to, or None
+    /// while it decodes none (globally disabled, or in x2APIC mode).
+    fn mmio_page(&self) -> Option<u64>;
+    /// A load of `data.len()` bytes at `offset` in the register page.
+    fn mmio_read(&self, offset: u64, data: &mut [u8]);
+    /// A store at `offset` in the register page.
+    fn mmio_write(&self, offset: u64, data: &[u8]);
+    /// RDMSR `index`.
+    fn read_msr(&self, index: u32) -> Result<u64, LocalApicMsrError>;
+    /// WRMSR `index` := `value`.
+    fn write_msr(&self, index: u32, value: u64) -> Result<(), LocalApicMsrError>;
+    /// CR8 as MOV from CR8 reads it (TPR bits 7-4).
+    fn cr8(&self) -> u64;
+    /// MOV to CR8 (the CPU checked the reserved bits).
+    fn set_cr8(&self, value: u64);
+    /// Takes the pending requests for the CPU itself.
+    fn take_events(&self) -> CpuEvents;
+    /// The APIC's clock now.
+    fn now_ns(&self) -> u64;
+    /// Clock time of the timer's next expiry, if armed.
+    fn next_deadline_ns(&self) -> Option<u64>;
+    /// Runs the timer up to now (an expiry raises the CPU's pin); returns the next deadline.
+    fn tick(&self) -> Option<u64>;
 }
 
 type Kick = Box<dyn Fn() + Send + Sync>;

@@ -12,7 +12,7 @@ use clap::Parser;
 use super::{normalize_with, CliError, Command};
 use crate::difftest::{
     expectations, run_plan, summary, Class, Engine, Expectations, OracleKind, Plan, Runner,
-    CI_CLASSES, CI_PER_CLASS,
+    CI_CLASSES, CI_PER_CLASS, CI_PER_FP_CLASS,
 };
 
 /// Run random instruction sequences on KVM and the JIT's tiers and compare the results.
@@ -20,18 +20,21 @@ use crate::difftest::{
 #[command(
     name = "tandem difftest",
     about,
-    after_help = "With no options: the CI seed set (seeds 0..2500 of the `ci` classes).\n\
+    after_help = "With no options: the CI seed set (seeds 0..2500 of each general-purpose class, \
+                  0..1000 of each floating-point one).\n\
                   Without /dev/kvm the tcg tiers are compared with the recorded expectations."
 )]
 struct DiffArgs {
     /// The first seed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
-    /// Sequences per class.
-    #[arg(long, value_name = "N", default_value_t = CI_PER_CLASS)]
-    count: u64,
+    /// Sequences per class (default: the CI set's, 2500 per general-purpose class and 1000
+    /// per floating-point one).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
     /// Classes, comma-separated (arith shift muldiv bits move stack string flags control
-    /// mixed), `ci` (the CI seed set's) or `all`.
+    /// mixed sse_float sse_convert sse_int sse_move sse42 mmx x87 fxsave fp_mixed), `ci` (the CI seed
+    /// set's), `fp` (the floating-point ones) or `all`.
     #[arg(long, value_name = "NAME[,NAME...]", default_value = "ci")]
     class: String,
     /// Keep running batches with fresh seeds for this many seconds.
@@ -77,7 +80,7 @@ const VALUES: &[&str] = &[
 #[derive(Debug)]
 pub struct DiffRequest {
     /// The sequences (the first batch, with `--soak`).
-    pub plan: Plan,
+    pub plans: Vec<Plan>,
     /// Keep going with fresh seeds for this long.
     pub soak: Option<Duration>,
     /// The engines asked for.
@@ -109,14 +112,17 @@ pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
         Class::ALL.to_vec()
     } else if a.class == "ci" {
         CI_CLASSES.to_vec()
+    } else if a.class == "fp" {
+        Class::FP.to_vec()
     } else {
         a.class
             .split(',')
             .map(|n| {
                 Class::from_name(n).ok_or_else(|| {
+                    let names: Vec<&str> = Class::ALL.iter().map(|c| c.name()).collect();
                     CliError(format!(
-                        "difftest --class: unknown class '{n}' (arith shift muldiv bits move \
-                         stack string flags control mixed, ci or all)"
+                        "difftest --class: unknown class '{n}' ({}, ci, fp or all)",
+                        names.join(" ")
                     ))
                 })
             })
@@ -133,7 +139,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if a.count == 0 {
+    if a.count == Some(0) {
         return Err(CliError("difftest --count: must be at least 1".into()));
     }
     if a.soak == Some(0) {
@@ -147,11 +153,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
         ));
     }
     Ok(Command::Difftest(Box::new(DiffRequest {
-        plan: Plan {
-            classes,
-            first_seed: a.seed,
-            count: a.count,
-        },
+        plans: plans_for(&classes, a.seed, a.count),
         soak: a.soak.map(Duration::from_secs),
         engines,
         record: a.record,
@@ -160,6 +162,24 @@ pub fn parse(args: Vec<String>) -> Result<Command, CliError> {
             .unwrap_or_else(|| PathBuf::from(expectations::DEFAULT_PATH)),
         max_reports: a.max_reports,
     })))
+}
+
+/// The plans for `classes` from `first_seed`: one with `count` sequences per class, or without
+/// a count the CI set's numbers (general-purpose and floating-point classes apart).
+fn plans_for(classes: &[Class], first_seed: u64, count: Option<u64>) -> Vec<Plan> {
+    let plan = |classes: Vec<Class>, count| Plan {
+        classes,
+        first_seed,
+        count,
+    };
+    if let Some(n) = count {
+        return vec![plan(classes.to_vec(), n)];
+    }
+    let (fp, int): (Vec<Class>, Vec<Class>) = classes.iter().partition(|c| c.is_fp());
+    [plan(int, CI_PER_CLASS), plan(fp, CI_PER_FP_CLASS)]
+        .into_iter()
+        .filter(|p| !p.classes.is_empty())
+        .collect()
 }
 
 /// Runs the request, printing as it goes; Ok(true) when no difference was found.
@@ -194,41 +214,55 @@ pub fn run(req: &DiffRequest) -> Result<bool, CliError> {
     }
     let start = Instant::now();
     let deadline = req.soak.map(|d| start + d);
-    let mut plan = req.plan.clone();
-    if deadline.is_some() && plan.first_seed == 0 {
+    let mut plans = req.plans.clone();
+    if deadline.is_some() {
         // Fresh seeds, away from the CI set.
-        plan.first_seed = std::time::SystemTime::now()
+        let fresh = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() << 20)
             .unwrap_or(1 << 40);
+        for p in plans.iter_mut().filter(|p| p.first_seed == 0) {
+            p.first_seed = fresh;
+        }
     }
     let mut reports = 0usize;
     let mut done = 0u64;
-    let total = plan.count * plan.classes.len() as u64;
+    let total: u64 = plans.iter().map(|p| p.count * p.classes.len() as u64).sum();
     let mut last_progress = Instant::now();
+    let mut out_of_time = false;
     loop {
-        run_plan(&mut runner, &plan, |c| {
-            done += 1;
-            if let Some(d) = &c.difference {
-                if reports < req.max_reports {
-                    println!("{d}");
-                }
-                reports += 1;
+        for plan in &plans {
+            if out_of_time {
+                break;
             }
-            if last_progress.elapsed() >= Duration::from_secs(2) {
-                last_progress = Instant::now();
-                match deadline {
-                    Some(_) => println!("progress: {done} sequences, {reports} differences"),
-                    None => println!("progress: {done}/{total} sequences, {reports} differences"),
+            run_plan(&mut runner, plan, |c| {
+                done += 1;
+                if let Some(d) = &c.difference {
+                    if reports < req.max_reports {
+                        println!("{d}");
+                    }
+                    reports += 1;
                 }
-                let _ = std::io::stdout().flush();
-            }
-            deadline.is_none_or(|d| Instant::now() < d)
-        })
-        .map_err(fail)?;
+                if last_progress.elapsed() >= Duration::from_secs(2) {
+                    last_progress = Instant::now();
+                    match deadline {
+                        Some(_) => println!("progress: {done} sequences, {reports} differences"),
+                        None => {
+                            println!("progress: {done}/{total} sequences, {reports} differences")
+                        }
+                    }
+                    let _ = std::io::stdout().flush();
+                }
+                out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                !out_of_time
+            })
+            .map_err(fail)?;
+        }
         match deadline {
             Some(d) if Instant::now() < d => {
-                plan.first_seed = plan.first_seed.wrapping_add(plan.count)
+                for p in &mut plans {
+                    p.first_seed = p.first_seed.wrapping_add(p.count);
+                }
             }
             _ => break,
         }
@@ -263,13 +297,15 @@ fn record(req: &DiffRequest, path: &std::path::Path) -> Result<bool, crate::diff
             .to_string(),
     ];
     let mut done = 0u64;
-    run_plan(&mut runner, &req.plan, |c| {
-        if let Some(h) = c.kvm_hash {
-            lines.push(expectations::line(c.sequence.class, c.sequence.seed, h));
-        }
-        done += 1;
-        true
-    })?;
+    for plan in &req.plans {
+        run_plan(&mut runner, plan, |c| {
+            if let Some(h) = c.kvm_hash {
+                lines.push(expectations::line(c.sequence.class, c.sequence.seed, h));
+            }
+            done += 1;
+            true
+        })?;
+    }
     lines.push(String::new());
     std::fs::write(path, lines.join("\n")).map_err(|source| DiffError::Io {
         path: path.display().to_string(),
@@ -299,9 +335,18 @@ mod tests {
     #[test]
     fn difftest_lines_parse() {
         let r = diff(&[]).unwrap();
-        assert_eq!(r.plan.count, CI_PER_CLASS);
-        assert_eq!(r.plan.classes, CI_CLASSES.to_vec());
-        assert_eq!(diff(&["--class", "all"]).unwrap().plan.classes.len(), 10);
+        assert_eq!(r.plans.len(), 2);
+        assert_eq!(r.plans[0].count, CI_PER_CLASS);
+        assert_eq!(r.plans[0].classes, Class::INTEGER.to_vec());
+        assert_eq!(r.plans[1].count, CI_PER_FP_CLASS);
+        assert_eq!(r.plans[1].classes, Class::FP.to_vec());
+        let all = diff(&["--class", "all", "--count", "7"]).unwrap().plans;
+        assert_eq!((all.len(), all[0].classes.len(), all[0].count), (1, 19, 7));
+        let fp = diff(&["--class", "fp"]).unwrap().plans;
+        assert_eq!((fp.len(), fp[0].count), (1, CI_PER_FP_CLASS));
+        let x87 = diff(&["--class", "x87,arith"]).unwrap().plans;
+        assert_eq!(x87[0].classes, vec![Class::Arith]);
+        assert_eq!(x87[1].classes, vec![Class::X87]);
         assert_eq!(r.engines, vec![Engine::Kvm, Engine::Interp, Engine::Jit]);
         let r = diff(&[
             "--seed",
@@ -314,8 +359,8 @@ mod tests {
             "jit",
         ])
         .unwrap();
-        assert_eq!((r.plan.first_seed, r.plan.count), (5, 3));
-        assert_eq!(r.plan.classes, vec![Class::Shift]);
+        assert_eq!((r.plans[0].first_seed, r.plans[0].count), (5, 3));
+        assert_eq!(r.plans[0].classes, vec![Class::Shift]);
         assert_eq!(r.engines, vec![Engine::Jit]);
         assert!(diff(&["--class", "nope"]).unwrap_err().contains("nope"));
         assert!(diff(&["--engines", "xen"]).unwrap_err().contains("xen"));

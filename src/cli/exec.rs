@@ -28,7 +28,8 @@ struct ExecArgs {
     /// Read the code (raw bytes) from this file.
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
-    /// A starting register: rax..r15, rflags, mxcsr, xmm0..xmm15 (repeatable).
+    /// A starting register: rax..r15, rflags, mxcsr, xmm0..xmm15, fcw, fsw, ftw, st0..st7
+    /// (x87 registers in FXSAVE slot order, 80 bits) (repeatable).
     #[arg(long = "reg", value_name = "NAME=VALUE")]
     regs: Vec<String>,
     /// Data to preload at a guest address, read back after the run (repeatable).

@@ -24,11 +24,31 @@ pub enum Class {
     Control,
     /// Every class above, interleaved.
     Mixed,
+    /// SSE-SSE4.1 floating-point arithmetic, compares (EFLAGS too), logic, horizontal ops, dot
+    /// products, rounding, blends.
+    SseFloat,
+    /// CVT* between integers (GPRs, memory, MMX) and singles and doubles, in all directions.
+    SseConvert,
+    /// Packed-integer SSE2/SSSE3/SSE4.1, inserts/extracts with GPRs and memory, PTEST.
+    SseInt,
+    /// SSE moves, loads, stores, shuffles, non-temporal stores, LDMXCSR/STMXCSR.
+    SseMove,
+    /// PCMPESTRI/M PCMPISTRI/M, CRC32, POPCNT, PCMPGTQ.
+    Sse42,
+    /// MMX on mm registers, with the SSE and SSSE3 extensions and x87 transitions.
+    Mmx,
+    /// The x87 FPU (less the transcendentals).
+    X87,
+    /// FXSAVE/FXRSTOR round trips, patched images, #GP on reserved MXCSR bits or misalignment.
+    Fxsave,
+    /// The floating-point classes above but `fxsave`, interleaved (LDMXCSR and FLDCW before
+    /// the arithmetic they steer, MMX and x87 taking turns).
+    FpMixed,
 }
 
 impl Class {
-    /// Every class, in a fixed order (the CI seed set's order).
-    pub const ALL: [Class; 10] = [
+    /// The general-purpose classes, in a fixed order (the CI seed set's order).
+    pub const INTEGER: [Class; 10] = [
         Class::Arith,
         Class::Shift,
         Class::MulDiv,
@@ -40,6 +60,40 @@ impl Class {
         Class::Control,
         Class::Mixed,
     ];
+
+    /// The floating-point and vector classes.
+    pub const FP: [Class; 9] = [
+        Class::SseFloat,
+        Class::SseConvert,
+        Class::SseInt,
+        Class::SseMove,
+        Class::Sse42,
+        Class::Mmx,
+        Class::X87,
+        Class::Fxsave,
+        Class::FpMixed,
+    ];
+
+    /// Every class: [`Class::INTEGER`], then [`Class::FP`].
+    pub const ALL: [Class; 19] = {
+        let mut all = [Class::Arith; 19];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < Self::INTEGER.len() {
+                Self::INTEGER[i]
+            } else {
+                Self::FP[i - Self::INTEGER.len()]
+            };
+            i += 1;
+        }
+        all
+    };
+
+    /// Whether it is one of [`Class::FP`] (whose sequences aim memory operands at exact
+    /// addresses, so RBX/RSI/RDI are drawn before the code).
+    pub fn is_fp(self) -> bool {
+        Self::FP.contains(&self)
+    }
 
     /// Its command-line and report name.
     pub fn name(self) -> &'static str {
@@ -54,6 +108,15 @@ impl Class {
             Class::Flags => "flags",
             Class::Control => "control",
             Class::Mixed => "mixed",
+            Class::SseFloat => "sse_float",
+            Class::SseConvert => "sse_convert",
+            Class::SseInt => "sse_int",
+            Class::SseMove => "sse_move",
+            Class::Sse42 => "sse42",
+            Class::Mmx => "mmx",
+            Class::X87 => "x87",
+            Class::Fxsave => "fxsave",
+            Class::FpMixed => "fp_mixed",
         }
     }
 
@@ -86,5 +149,12 @@ mod tests {
             assert_eq!(Class::from_name(c.name()), Some(c));
         }
         assert_eq!(Class::from_name("nope"), None);
+        assert_eq!(Class::INTEGER.len() + Class::FP.len(), Class::ALL.len());
+        assert!(Class::FP
+            .iter()
+            .all(|c| c.is_fp() && Class::ALL.contains(c)));
+        assert!(Class::INTEGER
+            .iter()
+            .all(|c| !c.is_fp() && Class::ALL.contains(c)));
     }
 }

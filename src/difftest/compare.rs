@@ -1,11 +1,15 @@
 //! Comparing results: the masked architectural state (GPRs, RIP, RFLAGS less the undefined
-//! flags, XMM0-15, MXCSR), how the run ended, and the memory regions; a stable hash of it for
-//! the recorded expectations; and the fields in which several engines' results differ.
+//! flags, the x87/SSE state of the FXSAVE image less what [`undefined`](super::undefined)
+//! says is not compared), how the run ended, and the memory regions less the undefined bytes;
+//! a stable hash of it for the recorded expectations; and the fields in which several
+//! engines' results differ.
 
+use crate::harness::report::st_value;
 use crate::harness::{SnippetEnd, SnippetResult};
 use tandem_target_x86_64::cpu_state::reg;
 
 use super::generator::Sequence;
+use super::undefined::{fsw_bits, xmm_bit, ARITH};
 
 /// What is compared of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,15 +20,23 @@ pub struct Masked {
     pub rip: u64,
     /// RFLAGS with the undefined flags cleared.
     pub rflags: u64,
-    /// The flags that were masked.
+    /// What was masked (the bits of [`undefined`](super::undefined)).
     pub mask: u64,
     /// RAX..R15.
     pub gpr: [u64; 16],
-    /// XMM0-15.
+    /// XMM0-15 (an undefined one reads 0).
     pub xmm: [u128; 16],
     /// MXCSR.
     pub mxcsr: u32,
-    /// The data regions after the run.
+    /// The x87 control word.
+    pub fcw: u16,
+    /// The x87 status word with the undefined condition codes cleared.
+    pub fsw: u16,
+    /// The abridged x87 tag word.
+    pub ftw: u8,
+    /// ST0-7 as FXSAVE holds them (80 bits each).
+    pub st: [u128; 8],
+    /// The data regions after the run, undefined bytes cleared.
     pub memory: Vec<(u64, Vec<u8>)>,
 }
 
@@ -34,17 +46,33 @@ pub fn masked(seq: &Sequence, r: &SnippetResult) -> Masked {
     let mask = seq.mask_for(s.rip, r.end == SnippetEnd::Completed);
     let mut xmm = [0u128; 16];
     for (i, x) in xmm.iter_mut().enumerate() {
-        *x = u128::from_le_bytes(s.fx.xmm(i));
+        if mask & xmm_bit(i) == 0 {
+            *x = u128::from_le_bytes(s.fx.xmm(i));
+        }
+    }
+    let mut memory = r.memory.clone();
+    for (addr, bytes) in &mut memory {
+        for u in &seq.memory_undefined {
+            let lo = u.start.saturating_sub(*addr) as usize;
+            let hi = (u.end.saturating_sub(*addr) as usize).min(bytes.len());
+            if let Some(b) = bytes.get_mut(lo..hi) {
+                b.fill(0);
+            }
+        }
     }
     Masked {
         end: r.end,
         rip: s.rip,
-        rflags: s.rflags & !mask,
+        rflags: s.rflags & !(mask & ARITH),
         mask,
         gpr: s.gpr,
         xmm,
         mxcsr: s.fx.mxcsr(),
-        memory: r.memory.clone(),
+        fcw: s.fx.fcw(),
+        fsw: s.fx.fsw() & !fsw_bits(mask),
+        ftw: s.fx.ftw(),
+        st: [0, 1, 2, 3, 4, 5, 6, 7].map(|i| st_value(&s.fx, i)),
+        memory,
     }
 }
 
@@ -91,6 +119,12 @@ pub fn hash(m: &Masked) -> u64 {
         h.bytes(&x.to_le_bytes());
     }
     h.u64(u64::from(m.mxcsr));
+    h.u64(u64::from(m.fcw));
+    h.u64(u64::from(m.fsw));
+    h.u64(u64::from(m.ftw));
+    for st in m.st {
+        h.bytes(&st.to_le_bytes()[..10]);
+    }
     for (addr, bytes) in &m.memory {
         h.u64(*addr);
         h.bytes(bytes);
@@ -112,7 +146,7 @@ pub fn fields(m: &Masked) -> Vec<(String, String)> {
                 "{:#x} [{}] (masked {:#x})",
                 m.rflags,
                 crate::harness::report::flags_line(m.rflags),
-                m.mask
+                m.mask & ARITH
             ),
         ),
     ];
@@ -120,9 +154,28 @@ pub fn fields(m: &Masked) -> Vec<(String, String)> {
         f.push((reg::NAMES[i].to_string(), format!("{g:#x}")));
     }
     for (i, x) in m.xmm.iter().enumerate() {
-        f.push((format!("xmm{i}"), format!("{x:#x}")));
+        let v = if m.mask & xmm_bit(i) != 0 {
+            "undefined (masked)".to_string()
+        } else {
+            format!("{x:#x}")
+        };
+        f.push((format!("xmm{i}"), v));
     }
     f.push(("mxcsr".into(), format!("{:#x}", m.mxcsr)));
+    f.push(("fcw".into(), format!("{:#x}", m.fcw)));
+    f.push((
+        "fsw".into(),
+        format!(
+            "{:#x} (TOP={}, masked {:#x})",
+            m.fsw,
+            (m.fsw >> 11) & 7,
+            fsw_bits(m.mask)
+        ),
+    ));
+    f.push(("ftw".into(), format!("{:#04x}", m.ftw)));
+    for (i, v) in m.st.iter().enumerate() {
+        f.push((format!("st{i}"), format!("{v:#022x}")));
+    }
     for (addr, bytes) in &m.memory {
         for (k, row) in bytes.chunks(8).enumerate() {
             let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();

@@ -14,7 +14,17 @@
 //!
 //! Both regions start with random contents and are compared after the run.
 //!
+//! The floating-point classes ([`Class::FP`]) draw RBX/RSI/RDI before the code, which none of
+//! their instructions writes, and aim memory operands at exact addresses anywhere in the data
+//! region (`[base + disp32]`), 16-byte aligned where the instruction needs it; their data
+//! region holds float-rich values (and, for `fxsave`, valid FXSAVE images). Every class starts
+//! from a random x87/SSE state ([`fp::state`]: XMM0-15, MXCSR, FCW, the x87 stack), drawn from
+//! a stream of its own so that the integer classes' code and registers do not depend on it.
+//!
 //! [`undefined`]: super::undefined
+//! [`fp::state`]: super::fp::state
+
+use std::ops::Range;
 
 use iced_x86::code_asm::CodeAssembler;
 use iced_x86::{BlockEncoder, BlockEncoderOptions, Code, Instruction, InstructionBlock, Register};
@@ -22,9 +32,11 @@ use iced_x86::{BlockEncoder, BlockEncoderOptions, Code, Instruction, Instruction
 use super::builders;
 use super::classes::Class;
 use super::error::DiffError;
-use super::operands::Draw;
+use super::faults::raises_gp;
+use super::fp;
+use super::operands::{Draw, BASES};
 use super::rng::{mix, Rng};
-use super::undefined::{effect, undefined_on_entry, Effect, ARITH};
+use super::undefined::{effect, undefined_memory, undefined_on_entry, Effect, ARITH};
 use crate::harness::{Snippet, CODE_ADDR, STACK_TOP};
 use tandem_target_x86_64::cpu_state::reg;
 use tandem_target_x86_64::flags::bit;
@@ -43,6 +55,10 @@ pub const STACK_REGION: u64 = STACK_TOP - 512;
 pub const STACK_RSP: u64 = STACK_TOP - 256;
 /// Most groups per sequence.
 pub const MAX_GROUPS: u64 = 8;
+/// Most groups per sequence of a floating-point class (one instruction each, mostly).
+pub const MAX_FP_GROUPS: u64 = 16;
+/// Salt of the random stream the starting x87/SSE state is drawn from.
+const FP_STATE_SALT: u64 = 0xf87_55e0;
 
 /// Where a branch goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,17 +104,24 @@ pub struct Sequence {
     pub class: Class,
     /// The snippet to run (code at [`CODE_ADDR`], registers, the two memory regions).
     pub snippet: Snippet,
-    /// For each instruction of the laid-out code: its address and the arithmetic flags
-    /// undefined on entry to it.
+    /// For each instruction of the laid-out code: its address and what is undefined on entry
+    /// to it (flags, x87 condition codes, XMM registers: the bits of
+    /// [`undefined`](super::undefined)).
     pub points: Vec<(u64, u64)>,
-    /// The arithmetic flags undefined at the end of the code.
+    /// What is undefined at the end of the code.
     pub undefined_at_end: u64,
+    /// Memory the code may leave undefined (the pointer and reserved fields of the images
+    /// FXSAVE stores), masked in the compared regions.
+    pub memory_undefined: Vec<Range<u64>>,
+    /// The address of the first instruction that raises #GP(0) on purpose, if any (see
+    /// [`faults`](super::faults)).
+    pub expected_gp: Option<u64>,
 }
 
 impl Sequence {
-    /// The flags to mask for a run that ended at `rip`, `completed` or not: those undefined
-    /// at the end of the code, or on entry to the instruction at `rip` (an exception's saved
-    /// state is the one before the faulting instruction); every flag undefined anywhere when
+    /// What to mask for a run that ended at `rip`, `completed` or not: what is undefined at
+    /// the end of the code, or on entry to the instruction at `rip` (an exception's saved
+    /// state is the one before the faulting instruction); everything undefined anywhere when
     /// `rip` is not an instruction boundary (the RIPs then differ anyway).
     pub fn mask_for(&self, rip: u64, completed: bool) -> u64 {
         if completed {
@@ -189,7 +212,15 @@ fn builder_of(class: Class) -> fn(&mut Draw, &mut CodeAssembler) -> builders::Bu
         Class::Stack => builders::stack,
         Class::String => builders::string,
         Class::Flags => builders::flags,
-        _ => builders::arith,
+        Class::SseFloat => fp::sse_float::build,
+        Class::SseConvert => fp::sse_convert::build,
+        Class::SseInt => fp::sse_int::build,
+        Class::SseMove => fp::sse_move::build,
+        Class::Sse42 => fp::sse42::build,
+        Class::Mmx => fp::mmx::build,
+        Class::X87 => fp::x87::build,
+        Class::Fxsave => fp::fxsave::build,
+        Class::Arith | Class::Control | Class::Mixed | Class::FpMixed => builders::arith,
     }
 }
 
@@ -272,7 +303,15 @@ fn group(d: &mut Draw, class: Class) -> Result<Group, DiffError> {
         Class::Control => plain_group(d, Class::Arith),
         Class::Mixed => match d.rng.below(10) {
             0 => control_group(d),
-            n => plain_group(d, Class::ALL[(n - 1) as usize]),
+            n => plain_group(d, Class::INTEGER[(n - 1) as usize]),
+        },
+        // Every floating-point class but fxsave, whose images hold bytes FXSAVE leaves
+        // undefined that the others' loads would read.
+        Class::FpMixed => loop {
+            let c = Class::FP[d.rng.index(Class::FP.len())];
+            if !matches!(c, Class::Fxsave | Class::FpMixed) {
+                break plain_group(d, c);
+            }
         },
         c => plain_group(d, c),
     }
@@ -358,11 +397,22 @@ fn first_bad_read(l: &Layout, undefined: &[u64]) -> Option<usize> {
 /// Generates the sequence for (`class`, `seed`).
 pub fn generate(class: Class, seed: u64) -> Result<Sequence, DiffError> {
     let mut rng = Rng::new(mix(seed) ^ class.salt());
+    let bases = if class.is_fp() {
+        Some(draw_bases(&mut rng))
+    } else {
+        None
+    };
     let mut d = Draw {
         rng: &mut rng,
         keep_rcx: false,
+        bases: bases.unwrap_or_default(),
     };
-    let n = 1 + d.rng.below(MAX_GROUPS) as usize;
+    let max = if class.is_fp() {
+        MAX_FP_GROUPS
+    } else {
+        MAX_GROUPS
+    };
+    let n = 1 + d.rng.below(max) as usize;
     let mut groups = Vec::with_capacity(n);
     for _ in 0..n {
         groups.push(group(&mut d, class)?);
@@ -407,21 +457,51 @@ pub fn generate(class: Class, seed: u64) -> Result<Sequence, DiffError> {
         BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
     )
     .map_err(DiffError::encode)?;
-    let points = encoded
+    let points: Vec<(u64, u64)> = encoded
         .new_instruction_offsets
         .iter()
         .zip(&undefined)
         .map(|(&off, &u)| (CODE_ADDR + u64::from(off), u))
         .collect();
     let undefined_at_end = undefined.last().copied().unwrap_or(ARITH);
-    let snippet = initial(&mut rng, encoded.code_buffer);
+    let (memory_undefined, expected_gp) = match bases {
+        Some(b) => {
+            let base = |r: Register| {
+                BASES
+                    .iter()
+                    .position(|&n| fp::forms::gpr(64, n) == r)
+                    .map(|k| b[k])
+            };
+            let memory = l
+                .insns
+                .iter()
+                .flat_map(|i| undefined_memory(i, base))
+                .collect();
+            // The floating-point classes have no branches: the first one in code order is
+            // the first one run.
+            let gp = (0..l.insns.len())
+                .find(|&i| raises_gp(&l.insns[i], i.checked_sub(1).map(|j| &l.insns[j]), &base))
+                .and_then(|i| points.get(i).map(|p: &(u64, u64)| p.0));
+            (memory, gp)
+        }
+        None => (Vec::new(), None),
+    };
+    let mut fp_rng = Rng::new(mix(seed ^ FP_STATE_SALT) ^ class.salt());
+    let snippet = initial(&mut rng, &mut fp_rng, class, bases, encoded.code_buffer);
     Ok(Sequence {
         seed,
         class,
         snippet,
         points,
         undefined_at_end,
+        memory_undefined,
+        expected_gp,
     })
+}
+
+/// Values for RBX, RSI and RDI in the middle of the data region.
+fn draw_bases(rng: &mut Rng) -> [u64; 3] {
+    [0; 3].map(|_| DATA_ADDR + BASE_LO + rng.below(BASE_HI - BASE_LO))
 }
 
 /// Random bytes, as edge-case-rich 64-bit words.
@@ -432,24 +512,63 @@ fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The snippet: `code`, random registers and flags, random memory.
-fn initial(rng: &mut Rng, code: Vec<u8>) -> Snippet {
+/// Data-region bytes for the floating-point classes: 16-byte chunks of XMM-style values, or
+/// an x87 extended value followed by random bytes.
+fn float_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        if rng.chance(3, 10) {
+            out.extend_from_slice(&fp::values::f80(rng));
+            out.extend_from_slice(&rng.next_u64().to_le_bytes()[..6]);
+        } else {
+            out.extend_from_slice(&fp::values::xmm(rng));
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// The snippet: `code`, random registers and flags (RBX/RSI/RDI from `bases` when they were
+/// drawn first), random memory, and a random x87/SSE state from `fp_rng`.
+fn initial(
+    rng: &mut Rng,
+    fp_rng: &mut Rng,
+    class: Class,
+    bases: Option<[u64; 3]>,
+    code: Vec<u8>,
+) -> Snippet {
     let mut s = Snippet::new(code);
     for r in s.initial.gpr.iter_mut() {
         *r = rng.interesting();
     }
     s.initial.gpr[reg::RSP] = STACK_RSP;
-    for r in [reg::RBX, reg::RSI, reg::RDI] {
-        s.initial.gpr[r] = DATA_ADDR + BASE_LO + rng.below(BASE_HI - BASE_LO);
+    let bases = bases.unwrap_or_else(|| draw_bases(rng));
+    for (&r, b) in BASES.iter().zip(bases) {
+        s.initial.gpr[usize::from(r)] = b;
     }
     s.initial.rflags = 0x202 | (rng.next_u64() & (ARITH | bit::DF));
+    let data = if class.is_fp() {
+        let mut data = float_bytes(rng, DATA_LEN);
+        if class == Class::Fxsave {
+            fp::fxsave::fill(rng, &mut data);
+        }
+        data
+    } else {
+        random_bytes(rng, DATA_LEN)
+    };
     s.memory = vec![
-        (DATA_ADDR, random_bytes(rng, DATA_LEN)),
+        (DATA_ADDR, data),
         (
             STACK_REGION,
             random_bytes(rng, (STACK_TOP - STACK_REGION) as usize),
         ),
     ];
+    let start = if class == Class::Mmx {
+        fp::state::StackStart::MostlyZero
+    } else {
+        fp::state::StackStart::Any
+    };
+    s.initial.fx = fp::state::random_state(fp_rng, start);
     s
 }
 

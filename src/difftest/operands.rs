@@ -81,6 +81,10 @@ pub struct Draw<'a> {
     pub rng: &'a mut Rng,
     /// Keep RCX unwritten (inside a `loop` body).
     pub keep_rcx: bool,
+    /// The values of RBX, RSI and RDI (the [`BASES`]) for the whole sequence, when they are
+    /// drawn before the code (the floating-point classes, which aim memory operands at exact,
+    /// aligned addresses); zero otherwise.
+    pub bases: [u64; 3],
 }
 
 impl Draw<'_> {

@@ -7,8 +7,10 @@ use std::fmt::Write;
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
 
 use super::generator::Sequence;
-use crate::harness::{report::flags_line, CODE_ADDR};
+use crate::harness::report::{flags_line, st_value};
+use crate::harness::CODE_ADDR;
 use tandem_target_x86_64::cpu_state::reg;
+use tandem_target_x86_64::FxsaveArea;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -30,6 +32,36 @@ pub fn disassembly(code: &[u8]) -> String {
     out
 }
 
+/// The x87/SSE registers of `fx` that differ from the reset state, as `name=value` (the
+/// `--reg` forms of `tandem exec`).
+pub fn fp_assignments(fx: &FxsaveArea) -> Vec<String> {
+    let reset = FxsaveArea::default();
+    let mut out = Vec::new();
+    for i in 0..16 {
+        if fx.xmm(i) != reset.xmm(i) {
+            out.push(format!("xmm{i}={:#x}", u128::from_le_bytes(fx.xmm(i))));
+        }
+    }
+    let words = [
+        ("mxcsr", fx.mxcsr(), reset.mxcsr()),
+        ("fcw", fx.fcw().into(), reset.fcw().into()),
+        ("fsw", fx.fsw().into(), reset.fsw().into()),
+        ("ftw", fx.ftw().into(), reset.ftw().into()),
+    ];
+    for (name, v, r) in words {
+        if v != r {
+            out.push(format!("{name}={v:#x}"));
+        }
+    }
+    for i in 0..8 {
+        let v = st_value(fx, i);
+        if v != 0 {
+            out.push(format!("st{i}={v:#x}"));
+        }
+    }
+    out
+}
+
 /// The `tandem exec` command line that runs the sequence with its initial state.
 pub fn exec_command(seq: &Sequence) -> String {
     let s = &seq.snippet;
@@ -38,6 +70,9 @@ pub fn exec_command(seq: &Sequence) -> String {
         let _ = write!(cmd, " --reg {}={v:#x}", reg::NAMES[i]);
     }
     let _ = write!(cmd, " --reg rflags={:#x}", s.initial.rflags);
+    for a in fp_assignments(&s.initial.fx) {
+        let _ = write!(cmd, " --reg {a}");
+    }
     for (addr, bytes) in &s.memory {
         let _ = write!(cmd, " --mem {addr:#x}={}", hex(bytes));
     }
@@ -78,6 +113,10 @@ pub fn difference(
             .collect();
         let _ = writeln!(out, "  {}", words.join(" "));
     }
+    let fp = fp_assignments(&s.initial.fx);
+    for line in fp.chunks(4) {
+        let _ = writeln!(out, "  {}", line.join(" "));
+    }
     out.push_str("differs:\n");
     for (name, per) in fields {
         let _ = writeln!(out, "  {name}:");
@@ -88,4 +127,26 @@ pub fn difference(
     let _ = writeln!(out, "rerun: {}", difftest_command(seq));
     let _ = writeln!(out, "reproduce: {}", exec_command(seq));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{exec, Command};
+    use crate::difftest::{generate, Class};
+
+    /// The `tandem exec` line rebuilds the sequence's snippet exactly: code, registers, the
+    /// x87/SSE state and memory.
+    #[test]
+    fn exec_command_reproduces_the_snippet() {
+        for class in [Class::X87, Class::SseFloat, Class::Arith] {
+            let seq = generate(class, 3).unwrap();
+            let cmd = exec_command(&seq);
+            let args: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+            let Ok(Command::Exec(req)) = exec::parse(args) else {
+                panic!("{cmd}: does not parse");
+            };
+            assert_eq!(req.snippet, seq.snippet, "{class}");
+        }
+    }
 }

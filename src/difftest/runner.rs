@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::config::AccelKind;
-use crate::harness::Harness;
+use crate::harness::{Harness, HarnessError, SnippetEnd, SnippetResult, CODE_ADDR};
 use tandem_accel::{TcgConfig, Tier};
 
 use super::classes::Class;
@@ -92,6 +92,37 @@ pub struct Stats {
     pub unchecked: u64,
     /// Time spent generating sequences.
     pub generating: Duration,
+    /// How the sequences ended on the first engine (the oracle when KVM runs), per class:
+    /// end text (`completed`, `#GP`, ...) to count.
+    pub ends: BTreeMap<Class, BTreeMap<&'static str, u64>>,
+}
+
+/// KVM's result for a sequence whose instruction at `at` raises #GP(0) on purpose: the code
+/// up to it runs on the CPU, and the #GP is the SDM's (see [`faults`](super::faults) for why
+/// the CPU cannot be asked on PVM hosts).
+fn run_to_fault(h: &mut Harness, seq: &Sequence, at: u64) -> Result<SnippetResult, HarnessError> {
+    let mut s = seq.snippet.clone();
+    s.code.truncate(at.saturating_sub(CODE_ADDR) as usize);
+    let mut r = h.run(&s)?;
+    if r.end == SnippetEnd::Completed && r.state.rip == at {
+        r.end = SnippetEnd::Exception {
+            vector: 13,
+            error_code: Some(0),
+            cr2: None,
+        };
+    }
+    Ok(r)
+}
+
+/// A short name for how a run ended.
+fn end_name(end: SnippetEnd) -> &'static str {
+    match end {
+        SnippetEnd::Completed => "completed",
+        SnippetEnd::Exception { vector, .. } => SnippetEnd::vector_name(vector),
+        SnippetEnd::Halted => "halted",
+        SnippetEnd::Timeout => "timeout",
+        SnippetEnd::Shutdown => "shutdown",
+    }
 }
 
 /// The engines, the oracle, and the counters.
@@ -165,16 +196,27 @@ impl Runner {
         let mut results: Vec<(Engine, Masked)> = Vec::with_capacity(self.harnesses.len());
         for (e, h) in &mut self.harnesses {
             let t = Instant::now();
-            let r = h
-                .run(&sequence.snippet)
-                .map_err(|source| DiffError::Harness {
-                    engine: e.name(),
-                    source,
-                })?;
+            let r = match (*e, sequence.expected_gp) {
+                (Engine::Kvm, Some(at)) => run_to_fault(h, &sequence, at),
+                _ => h.run(&sequence.snippet),
+            }
+            .map_err(|source| DiffError::Harness {
+                engine: e.name(),
+                source,
+            })?;
             let slot = self.stats.per_engine.entry(*e).or_default();
             slot.0 += 1;
             slot.1 += t.elapsed();
             results.push((*e, masked(&sequence, &r)));
+        }
+        if let Some((_, first)) = results.first() {
+            *self
+                .stats
+                .ends
+                .entry(class)
+                .or_default()
+                .entry(end_name(first.end))
+                .or_default() += 1;
         }
         let kvm_hash = results
             .iter()

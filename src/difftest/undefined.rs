@@ -1,27 +1,32 @@
-//! Undefined flags: the one place that says what the differential suite masks, and why.
+//! Undefined results: the one place that says what the differential suite masks, and why.
 //!
 //! # The rule
 //!
-//! Only RFLAGS' six arithmetic flags (CF PF AF ZF SF OF) are ever masked, and only where the
-//! Intel SDM says an instruction leaves them *undefined*. Per generated sequence, the set of
-//! flags that are undefined is tracked along every control-flow path (a small data-flow pass,
-//! [`undefined_on_entry`]): an instruction that writes a flag makes it defined or undefined as
-//! the SDM says, a join (a branch target) takes the union of its predecessors. Then:
+//! Only what the Intel SDM leaves *undefined* is masked (plus the x87 pointers and reserved
+//! bytes below, which are not results). Three kinds of state can be undefined after an
+//! instruction, and the suite tracks all three the same way, as bits of one mask per program
+//! point: RFLAGS' six arithmetic flags (CF PF AF ZF SF OF), the x87 condition codes C0-C3 of
+//! FSW ([`C0`]..[`C3`]), and whole XMM registers ([`xmm_bit`]). Per generated sequence, the set
+//! that is undefined is followed along every control-flow path (a small data-flow pass,
+//! [`undefined_on_entry`]): an instruction that writes one makes it defined or undefined as the
+//! SDM says, a join (a branch target) takes the union of its predecessors. Then:
 //!
-//! 1. An instruction that would *read* a currently-undefined flag (adc/sbb/rcl/rcr read CF,
-//!    jcc/setcc/cmovcc their condition, lahf/pushf the flags they copy, cmc CF, loope/loopne
-//!    ZF) is not generated: the generator draws another one. So undefined flags never reach a
-//!    register, memory or control flow, and the whole rest of the state is compared exactly.
-//! 2. At the end, the flags undefined at the point where the run ended are masked in RFLAGS:
-//!    at the end of the code for a completed run, or on entry to the faulting instruction for
-//!    an exception (whose saved state is the one before it).
+//! 1. An instruction that would *read* something currently undefined (adc/sbb/rcl/rcr read CF,
+//!    jcc/setcc/cmovcc/fcmovcc their condition, lahf/pushf the flags they copy, cmc CF,
+//!    loope/loopne ZF; fnstsw and fxsave the condition codes; any instruction an undefined XMM
+//!    register as a source, fxsave all of them) is not generated: the generator draws another
+//!    one. So undefined values never reach a register, memory or control flow, and the rest
+//!    of the state is compared exactly.
+//! 2. At the end, what is undefined at the point where the run ended is masked: at the end of
+//!    the code for a completed run, or on entry to the faulting instruction for an exception
+//!    (whose saved state is the one before it).
 //!
-//! # The masked cases
+//! # The masked flags
 //!
 //! Per instruction, the undefined set comes from iced-x86's instruction info
-//! (`Instruction::rflags_undefined`, which encodes the SDM's tables), except for the
-//! count-dependent shifts and rotates, which come from the JIT's own table,
-//! `tandem_target_x86_64::flags::undefined_flags_of`, with the actual masked count (the
+//! (`Instruction::rflags_undefined`, which encodes the SDM's tables, x87 condition codes
+//! included), except for the count-dependent shifts and rotates, which come from the JIT's own
+//! table, `tandem_target_x86_64::flags::undefined_flags_of`, with the actual masked count (the
 //! generator always knows it: an immediate, or a `mov cl, imm8` in the same group):
 //!
 //! | instructions                  | undefined                                        |
@@ -45,32 +50,151 @@
 //! always get a non-zero source (a `bts` on it in the same group), 16-bit `shld`/`shrd` never
 //! get a count above 16, and `bswap` is never generated with a 16-bit operand.
 //!
+//! # x87 condition codes
+//!
+//! The SDM's "FPU Flags Affected" paragraph of most x87 instructions leaves some of C0-C3
+//! undefined: C0 C2 C3 after loads, stores, arithmetic, FSQRT FSCALE FRNDINT FXTRACT FCHS FABS
+//! FXCH FINCSTP FDECSTP FCMOVcc and the integer conversions (C1 keeps its meaning: stack
+//! overflow/underflow or round-up), all four after FNSTSW, FNSTCW, FLDCW, FNCLEX and FFREE.
+//! The compares (FCOM FUCOM FICOM FTST FXAM), FPREM/FPREM1 and FNINIT define all four, and
+//! FXRSTOR loads them ([`effect`] adds that, and that FXSAVE reads them, which iced-x86's
+//! tables leave out). FCOMI/FUCOMI set EFLAGS, defined. Undefined condition codes are masked
+//! in FSW at the end; an FNSTSW or FXSAVE that would store them is not generated (rule 1).
+//!
+//! # Approximations
+//!
+//! RCPPS RCPSS RSQRTPS RSQRTSS return an approximation whose bits the SDM does not define
+//! (only a relative error of at most 1.5 * 2^-12): Intel and AMD tables differ. Their
+//! destination XMM register is undefined until fully rewritten (the whole register, although
+//! the scalar forms keep the upper lanes: the simple rule costs little).
+//!
+//! # The FXSAVE image
+//!
+//! The final state compares the whole x87/SSE state as the FXSAVE image holds it: FCW, FSW
+//! (less undefined condition codes), the abridged tag word, ST0-7 (80 bits each, empty
+//! registers included: their contents survive pops and FNINIT), MXCSR and XMM0-15. Not
+//! compared ([`FXSAVE_UNDEFINED`], for the state and for every image an FXSAVE stores in the
+//! data region):
+//!
+//! - FOP, FIP/FCS and FDP/FDS (bytes 6-23): the x87 last-instruction opcode and pointers. They
+//!   describe the last non-control x87 instruction rather than compute a result; emulation
+//!   does not keep them (QEMU neither), AMD saves them only while an exception is pending
+//!   (FSW.ES), and newer Intel CPUs deprecate FCS/FDS (CPUID.7.EBX[13]) and save zeros.
+//! - Byte 5 and the 6 bytes above each 80-bit register (reserved: AMD writes zeros, the SDM
+//!   promises nothing), and bytes 416-463 (reserved; AMD leaves them alone). Bytes 464-511 are
+//!   "available to software": the SDM says the processor does not write them, so they are
+//!   compared.
+//! - MXCSR_MASK (bytes 28-31): the CPU's mask of supported MXCSR bits, not state: 0xffff on
+//!   Intel, 0x2ffff on this AMD host (bit 17, AMD's misaligned-SSE mode bit MM).
+//!
+//! # Intel and AMD
+//!
+//! This host is an AMD Zen 4; at CPL3 the PVM backend runs sequences natively on it, so the
+//! oracle is AMD's behaviour. Where Intel and AMD differ architecturally the generator stays
+//! on common ground: MXCSR bit 17 (MM, AMD only) is never set, so a misaligned 16-byte SSE
+//! operand is a #GP on both, and FXRSTOR/LDMXCSR are tested with reserved bits 18-31 only;
+//! no SSE4a (EXTRQ INSERTQ MOVNTSS/SD) or 3DNow!; the x87 transcendentals (FSIN FCOS FSINCOS
+//! FPTAN FPATAN F2XM1 FYL2X FYL2XP1) are not generated, their last-bit accuracy being each
+//! implementation's own. The rest of x87 (including FPREM, FSCALE, FXTRACT, FRNDINT, FSQRT,
+//! unsupported 80-bit encodings raising #IA, denormals) and SSE through SSE4.2 (NaN
+//! propagation, MIN/MAX operand order, DAZ/FTZ, integer indefinite) is defined identically
+//! by both vendors' manuals and compared exactly.
+//!
 //! # KVM/PVM artefacts
 //!
 //! None is excluded: at CPL3 the PVM backend runs the sequence natively on the host CPU; the
 //! only host involvement is delivering an exception through the harness's IDT, which the
-//! harness undoes from the exception frame.
+//! harness undoes from the exception frame, and moving the x87/SSE state in and out (XSAVE
+//! images, checked by the harness tests to carry every compared field).
 
-use iced_x86::{Instruction, Mnemonic, OpKind, RflagsBits};
+use std::ops::Range;
+
+use iced_x86::{
+    Code, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register, RflagsBits,
+};
 use tandem_target_x86_64::flags::{bit, undefined_flags_of};
 use tandem_tcg::Width;
 
-/// The arithmetic flags: the only ones ever masked.
+/// The arithmetic flags: the only RFLAGS bits ever masked.
 pub const ARITH: u64 = bit::ARITH;
+/// x87 condition code C0 as an effect bit (above every RFLAGS bit).
+pub const C0: u64 = 1 << 32;
+/// x87 condition code C1.
+pub const C1: u64 = 1 << 33;
+/// x87 condition code C2.
+pub const C2: u64 = 1 << 34;
+/// x87 condition code C3.
+pub const C3: u64 = 1 << 35;
+/// The four condition codes.
+pub const FPU_CC: u64 = C0 | C1 | C2 | C3;
+/// First effect bit of the XMM registers (XMMi is bit `XMM_SHIFT + i`).
+const XMM_SHIFT: u32 = 48;
+/// Every XMM register.
+pub const XMM_ALL: u64 = 0xffff << XMM_SHIFT;
+/// Everything the data-flow pass tracks.
+pub const TRACKED: u64 = ARITH | FPU_CC | XMM_ALL;
 
-/// What one instruction does to the flags, as RFLAGS bit masks.
+/// The effect bit of XMMi.
+pub const fn xmm_bit(i: usize) -> u64 {
+    1 << (XMM_SHIFT as usize + (i & 15))
+}
+
+/// The FSW bits of the condition codes in `mask` (C0 bit 8, C1 bit 9, C2 bit 10, C3 bit 14).
+pub fn fsw_bits(mask: u64) -> u16 {
+    [(C0, 1 << 8), (C1, 1 << 9), (C2, 1 << 10), (C3, 1 << 14)]
+        .iter()
+        .filter(|(c, _)| mask & c != 0)
+        .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// Byte ranges of an FXSAVE image that are not compared (see the module doc): reserved byte 5,
+/// FOP/FIP/FCS/FDP/FDS, MXCSR_MASK, the reserved bytes above each ST register, and 416-463.
+pub const FXSAVE_UNDEFINED: [Range<usize>; 11] = [
+    5..24,
+    28..32,
+    42..48,
+    58..64,
+    74..80,
+    90..96,
+    106..112,
+    122..128,
+    138..144,
+    154..160,
+    416..464,
+];
+
+/// The address ranges an instruction leaves undefined in memory: the uncompared bytes of the
+/// image an FXSAVE stores; `base` gives a base register's (constant) value.
+pub fn undefined_memory(
+    insn: &Instruction,
+    base: impl Fn(Register) -> Option<u64>,
+) -> Vec<Range<u64>> {
+    if !matches!(insn.code(), Code::Fxsave_m512byte | Code::Fxsave64_m512byte) {
+        return Vec::new();
+    }
+    let Some(b) = base(insn.memory_base()) else {
+        return Vec::new();
+    };
+    let at = b.wrapping_add(insn.memory_displacement64());
+    FXSAVE_UNDEFINED
+        .iter()
+        .map(|r| at + r.start as u64..at + r.end as u64)
+        .collect()
+}
+
+/// What one instruction does to the tracked state (RFLAGS bits, [`FPU_CC`], [`XMM_ALL`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Effect {
-    /// Flags whose value it reads.
+    /// What it reads.
     pub read: u64,
-    /// Flags it writes (including those it leaves undefined).
+    /// What it writes (including what it leaves undefined).
     pub written: u64,
-    /// Flags it leaves undefined.
+    /// What it leaves undefined.
     pub undefined: u64,
 }
 
-/// iced-x86's RflagsBits as RFLAGS bits (arithmetic flags and DF; the generator writes no
-/// other flag).
+/// iced-x86's RflagsBits as effect bits (arithmetic flags, DF, and the x87 condition codes;
+/// the generator writes no other flag).
 fn rflags(bits: u32) -> u64 {
     let map = [
         (RflagsBits::OF, bit::OF),
@@ -80,6 +204,10 @@ fn rflags(bits: u32) -> u64 {
         (RflagsBits::CF, bit::CF),
         (RflagsBits::PF, bit::PF),
         (RflagsBits::DF, bit::DF),
+        (RflagsBits::C0, C0),
+        (RflagsBits::C1, C1),
+        (RflagsBits::C2, C2),
+        (RflagsBits::C3, C3),
     ];
     map.iter()
         .filter(|(i, _)| bits & i != 0)
@@ -112,15 +240,54 @@ fn raw_count(insn: &Instruction, cl: Option<u8>) -> Option<u64> {
     }
 }
 
-/// The flag effect of `insn`; `cl` is CL's value before it when the generator knows it (it
-/// always does for the CL-count shifts it emits).
+/// The XMM registers `insn` reads and those it writes whole, as effect bits (from iced-x86's
+/// register usage, implicit operands included: XMM0 of BLENDV* and PCMP*STRM).
+fn xmm_usage(insn: &Instruction) -> (u64, u64) {
+    let mut factory = InstructionInfoFactory::new();
+    let (mut read, mut written) = (0, 0);
+    for u in factory.info(insn).used_registers() {
+        let r = u.register();
+        if !r.is_xmm() {
+            continue;
+        }
+        let b = xmm_bit(r.number());
+        match u.access() {
+            OpAccess::Read | OpAccess::CondRead => read |= b,
+            OpAccess::ReadWrite | OpAccess::ReadCondWrite => {
+                read |= b;
+                written |= b;
+            }
+            OpAccess::Write => written |= b,
+            _ => {}
+        }
+    }
+    (read, written)
+}
+
+/// The effect of `insn` on flags, condition codes and XMM registers; `cl` is CL's value before
+/// it when the generator knows it (it always does for the CL-count shifts it emits).
 pub fn effect(insn: &Instruction, cl: Option<u8>) -> Effect {
     let mut e = Effect {
         read: rflags(insn.rflags_read()),
         written: rflags(insn.rflags_modified()),
         undefined: rflags(insn.rflags_undefined()),
     };
+    let (xr, xw) = xmm_usage(insn);
+    e.read |= xr;
+    e.written |= xw;
     let m = insn.mnemonic();
+    match m {
+        // FXSAVE stores FSW and every XMM register; FXRSTOR loads them all (iced-x86 lists
+        // neither).
+        Mnemonic::Fxsave | Mnemonic::Fxsave64 => e.read |= FPU_CC | XMM_ALL,
+        Mnemonic::Fxrstor | Mnemonic::Fxrstor64 => e.written |= FPU_CC | XMM_ALL,
+        // Approximations: the destination's bits are the implementation's.
+        Mnemonic::Rcpps | Mnemonic::Rcpss | Mnemonic::Rsqrtps | Mnemonic::Rsqrtss => {
+            e.undefined |= xmm_bit(insn.op0_register().number());
+            e.written |= xmm_bit(insn.op0_register().number());
+        }
+        _ => {}
+    }
     // A REP-prefixed CMPS/SCAS may run zero iterations and then writes no flag: its flags
     // are "maybe written", which cannot make an undefined flag defined.
     if (insn.has_rep_prefix() || insn.has_repne_prefix())
@@ -192,7 +359,10 @@ pub fn undefined_on_entry(effects: &[Effect], succ: &[Vec<usize>]) -> Vec<u64> {
             }
         }
     }
-    state.into_iter().map(|s| s.unwrap_or(0) & ARITH).collect()
+    state
+        .into_iter()
+        .map(|s| s.unwrap_or(0) & TRACKED)
+        .collect()
 }
 
 #[cfg(test)]
@@ -222,6 +392,38 @@ mod tests {
         assert_eq!(e.read, bit::CF);
         let e = effect(&insn(|a| a.mul(ebx)), None);
         assert_eq!(e.undefined, bit::SF | bit::ZF | bit::AF | bit::PF);
+    }
+
+    #[test]
+    fn x87_and_xmm_effects() {
+        let e = effect(&insn(|a| a.fadd_2(st0, st1)), None);
+        assert_eq!(e.undefined & FPU_CC, C0 | C2 | C3);
+        let e = effect(&insn(|a| a.ftst()), None);
+        assert_eq!((e.written & FPU_CC, e.undefined & FPU_CC), (FPU_CC, 0));
+        let e = effect(&insn(|a| a.fnstsw(ax)), None);
+        assert_eq!(e.read & FPU_CC, FPU_CC);
+        let e = effect(&insn(|a| a.fxsave(ptr(rbx))), None);
+        assert_eq!(e.read, FPU_CC | XMM_ALL);
+        let e = effect(&insn(|a| a.fxrstor64(ptr(rbx))), None);
+        assert_eq!((e.written, e.undefined), (FPU_CC | XMM_ALL, 0));
+        let e = effect(&insn(|a| a.rcpss(xmm3, xmm4)), None);
+        assert_eq!(e.undefined, xmm_bit(3));
+        assert_eq!(e.read, xmm_bit(3) | xmm_bit(4));
+        let e = effect(&insn(|a| a.movaps(xmm3, xmm12)), None);
+        assert_eq!((e.read, e.written), (xmm_bit(12), xmm_bit(3)));
+        let e = effect(&insn(|a| a.blendvps(xmm1, xmm2)), None);
+        assert_eq!(e.read, xmm_bit(0) | xmm_bit(1) | xmm_bit(2));
+        assert_eq!(fsw_bits(C0 | C3), 0x4100);
+    }
+
+    #[test]
+    fn fxsave_images_are_masked_where_they_land() {
+        let i = insn(|a| a.fxsave(ptr(rbx) + 0x10));
+        let r = undefined_memory(&i, |r| (r == Register::RBX).then_some(0x50_0000));
+        assert_eq!(r.first(), Some(&(0x50_0015..0x50_0028)));
+        assert_eq!(r.last(), Some(&(0x50_01b0..0x50_01e0)));
+        let i = insn(|a| a.fxrstor(ptr(rbx)));
+        assert!(undefined_memory(&i, |_| Some(0)).is_empty());
     }
 
     #[test]

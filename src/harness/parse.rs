@@ -1,5 +1,5 @@
 //! Text forms of snippet inputs, for the command line: hex byte strings, register assignments
-//! (`rax=0x10`, `xmm0=0x...`), memory preloads (`ADDR=HEX`).
+//! (`rax=0x10`, `xmm0=0x...`, `st0=0x3fff8000000000000000`), memory preloads (`ADDR=HEX`).
 
 use thiserror::Error;
 
@@ -63,9 +63,21 @@ pub enum RegName {
     Mxcsr,
     /// XMM0-15.
     Xmm(usize),
+    /// The x87 control word.
+    Fcw,
+    /// The x87 status word (TOP in bits 11-13).
+    Fsw,
+    /// The abridged x87 tag word (FXSAVE's: bit i set = physical register i valid).
+    Ftw,
+    /// The x87 register in FXSAVE slot i (ST(i), 80 bits; MMX register `(i + TOP) % 8`).
+    St(usize),
 }
 
-/// The register called `name` (64-bit names: rax..r15, rflags, mxcsr, xmm0..xmm15).
+/// The names `--reg` takes, for messages.
+pub const REG_NAMES: &str = "rax..r15, rflags, mxcsr, xmm0..xmm15, fcw, fsw, ftw, st0..st7";
+
+/// The register called `name` (64-bit names: rax..r15, rflags, mxcsr, xmm0..xmm15, and the x87
+/// state fcw, fsw, ftw, st0..st7).
 pub fn reg_name(name: &str) -> Result<RegName, ParseError> {
     let n = name.to_ascii_lowercase();
     if let Some(i) = reg::NAMES.iter().position(|r| *r == n) {
@@ -74,6 +86,9 @@ pub fn reg_name(name: &str) -> Result<RegName, ParseError> {
     match n.as_str() {
         "rflags" | "eflags" | "flags" => return Ok(RegName::Rflags),
         "mxcsr" => return Ok(RegName::Mxcsr),
+        "fcw" => return Ok(RegName::Fcw),
+        "fsw" => return Ok(RegName::Fsw),
+        "ftw" => return Ok(RegName::Ftw),
         "rip" => {
             return Err(ParseError(
                 "rip cannot be set: the snippet starts at its first byte".into(),
@@ -88,8 +103,15 @@ pub fn reg_name(name: &str) -> Result<RegName, ParseError> {
     {
         return Ok(RegName::Xmm(i));
     }
+    if let Some(i) = n
+        .strip_prefix("st")
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|&i| i < 8)
+    {
+        return Ok(RegName::St(i));
+    }
     Err(ParseError(format!(
-        "unknown register '{name}' (rax..r15, rflags, mxcsr, xmm0..xmm15)"
+        "unknown register '{name}' ({REG_NAMES})"
     )))
 }
 
@@ -106,6 +128,16 @@ pub fn assign(regs: &mut SnippetRegs, text: &str) -> Result<(), ParseError> {
         RegName::Rflags => regs.rflags = u64::try_from(v).map_err(|_| wide())?,
         RegName::Mxcsr => regs.fx.set_mxcsr(u32::try_from(v).map_err(|_| wide())?),
         RegName::Xmm(i) => regs.fx.set_xmm(i, v.to_le_bytes()),
+        RegName::Fcw => regs.fx.set_fcw(u16::try_from(v).map_err(|_| wide())?),
+        RegName::Fsw => regs.fx.set_fsw(u16::try_from(v).map_err(|_| wide())?),
+        RegName::Ftw => regs.fx.set_ftw(u8::try_from(v).map_err(|_| wide())?),
+        RegName::St(i) => {
+            if v >> 80 != 0 {
+                return Err(wide());
+            }
+            let b = v.to_le_bytes();
+            regs.fx.set_st(i, b[..10].try_into().unwrap_or_default());
+        }
     }
     Ok(())
 }
@@ -144,6 +176,9 @@ mod tests {
         assert_eq!(reg_name("R15"), Ok(RegName::Gpr(15)));
         assert_eq!(reg_name("rflags"), Ok(RegName::Rflags));
         assert_eq!(reg_name("xmm15"), Ok(RegName::Xmm(15)));
+        assert_eq!(reg_name("FCW"), Ok(RegName::Fcw));
+        assert_eq!(reg_name("st7"), Ok(RegName::St(7)));
+        assert!(reg_name("st8").is_err());
         assert!(reg_name("xmm16").is_err());
         assert!(reg_name("eax").unwrap_err().0.contains("eax"));
         assert!(reg_name("rip").unwrap_err().0.contains("rip"));
@@ -158,6 +193,13 @@ mod tests {
         assert_eq!(r.gpr[reg::RBX], 0x10);
         assert_eq!(r.gpr[reg::RCX], 42);
         assert_eq!(r.fx.xmm(1)[..4], [0, 0, 0x80, 0x3f]);
+        assign(&mut r, "st2=0x3fff8000000000000000").unwrap();
+        assign(&mut r, "ftw=0x81").unwrap();
+        assign(&mut r, "fsw=0x3800").unwrap();
+        assert_eq!(r.fx.st(2), [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
+        assert_eq!((r.fx.ftw(), r.fx.fsw()), (0x81, 0x3800));
+        assert!(assign(&mut r, "st0=0x1_0000_0000_0000_0000_0000").is_err());
+        assert!(assign(&mut r, "ftw=0x100").is_err());
         assert!(assign(&mut r, "rax").is_err());
         assert!(assign(&mut r, "rax=0x1_0000_0000_0000_0000").is_err());
         assert!(assign(&mut r, "rax=zz").unwrap_err().0.contains("zz"));

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use tandem_target_x86_64::cpu_state::reg;
+use tandem_target_x86_64::FxsaveArea;
 
 use super::result::{SnippetEnd, SnippetResult};
 
@@ -81,8 +82,22 @@ pub fn flags_line(rflags: u64) -> String {
         .join(" ")
 }
 
+/// ST(i) of an FXSAVE image as an 80-bit number.
+pub fn st_value(fx: &FxsaveArea, i: usize) -> u128 {
+    let mut b = [0u8; 16];
+    b[..10].copy_from_slice(&fx.st(i));
+    u128::from_le_bytes(b)
+}
+
+/// Whether the x87 part of `fx` is as FNINIT leaves it (FCW 0x37f, FSW 0, every register empty
+/// and zero): then the report leaves it out.
+fn x87_is_initial(fx: &FxsaveArea) -> bool {
+    fx.fcw() == 0x37f && fx.fsw() == 0 && fx.ftw() == 0 && (0..8).all(|i| st_value(fx, i) == 0)
+}
+
 /// The whole report: the end, RIP and RFLAGS with decoded flags, the general registers four to
-/// a line, the non-zero XMM registers, MXCSR, and the data regions.
+/// a line, the non-zero XMM registers, MXCSR, the x87 state unless it is the initial one
+/// (FCW, FSW, abridged tags, the non-zero ST slots), and the data regions.
 pub fn format_result(r: &SnippetResult) -> String {
     let s = &r.state;
     let mut out = String::new();
@@ -108,6 +123,22 @@ pub fn format_result(r: &SnippetResult) -> String {
         }
     }
     let _ = writeln!(out, "mxcsr={:08x}", s.fx.mxcsr());
+    if !x87_is_initial(&s.fx) {
+        let _ = writeln!(
+            out,
+            "fcw={:04x} fsw={:04x} ftw={:02x} (TOP={})",
+            s.fx.fcw(),
+            s.fx.fsw(),
+            s.fx.ftw(),
+            (s.fx.fsw() >> 11) & 7
+        );
+        for i in 0..8 {
+            let v = st_value(&s.fx, i);
+            if v != 0 {
+                let _ = writeln!(out, "st{i}={v:020x}");
+            }
+        }
+    }
     for (addr, bytes) in &r.memory {
         let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(out, "mem {addr:#x}: {}", hex.join(" "));
@@ -116,7 +147,9 @@ pub fn format_result(r: &SnippetResult) -> String {
 }
 
 /// The fields in which `a` and `b` differ, one `name: a != b` line each (empty when equal):
-/// the end, RIP, RFLAGS, general registers, XMM, MXCSR, data regions.
+/// the end, RIP, RFLAGS, general registers, XMM, MXCSR, the x87 FCW, FSW, abridged tags and
+/// registers, data regions. The x87 last-instruction and operand pointers (FIP, FDP, FOP) are
+/// not compared: engines need not keep them (see `difftest::undefined`).
 pub fn diff(a: &SnippetResult, b: &SnippetResult) -> Vec<String> {
     let mut d = Vec::new();
     let (x, y) = (&a.state, &b.state);
@@ -156,6 +189,22 @@ pub fn diff(a: &SnippetResult, b: &SnippetResult) -> Vec<String> {
     if x.fx.mxcsr() != y.fx.mxcsr() {
         d.push(format!("mxcsr: {:#x} != {:#x}", x.fx.mxcsr(), y.fx.mxcsr()));
     }
+    let words = [
+        ("fcw", x.fx.fcw(), y.fx.fcw()),
+        ("fsw", x.fx.fsw(), y.fx.fsw()),
+        ("ftw", x.fx.ftw().into(), y.fx.ftw().into()),
+    ];
+    for (name, p, q) in words {
+        if p != q {
+            d.push(format!("{name}: {p:#x} != {q:#x}"));
+        }
+    }
+    for i in 0..8 {
+        let (p, q) = (st_value(&x.fx, i), st_value(&y.fx, i));
+        if p != q {
+            d.push(format!("st{i}: {p:#x} != {q:#x}"));
+        }
+    }
     for ((addr, p), (_, q)) in a.memory.iter().zip(&b.memory) {
         if p != q {
             d.push(format!("mem {addr:#x}: {p:02x?} != {q:02x?}"));
@@ -186,6 +235,7 @@ mod tests {
         assert!(text.contains("CF=1 PF=1 AF=0 ZF=1 SF=0 TF=0 IF=1 DF=0 OF=0"));
         assert!(text.contains("rax=0000000000000010 rbx=0000000000000000"));
         assert!(text.contains("mem 0x500000: 01 02"));
+        assert!(!text.contains("fcw="), "the initial x87 state is left out");
         let mut b = a.clone();
         assert!(diff(&a, &b).is_empty());
         b.state.gpr[reg::RCX] = 1;
@@ -195,6 +245,12 @@ mod tests {
             cr2: Some(0),
         };
         assert_eq!(diff(&a, &b).len(), 2);
+        b.state
+            .fx
+            .set_st(3, [1, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
+        b.state.fx.set_fip(0x1234);
+        assert_eq!(diff(&a, &b).len(), 3, "st3 differs, FIP is not compared");
+        assert!(format_result(&b).contains("st3=3fff8000000000000001"));
         assert!(end_line(&b).contains("#PF (vector 14) error_code=0x4"));
     }
 }

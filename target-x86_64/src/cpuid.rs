@@ -122,11 +122,18 @@ const BRAND: &[u8; 48] =
 /// The CPUID table of what the JIT implements: it advertises exactly that. The level is
 /// x86-64-v2 (CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1, SSE4.2) plus what the
 /// instruction semantics already have (MOVBE, LZCNT, RDTSCP, 1 GiB pages); no XSAVE or AVX,
-/// so the FXSAVE image is the whole extended state. The vendor string is the hypervisor
-/// signature: the model is no real vendor's CPU, and kernels take their generic paths.
+/// so the FXSAVE image is the whole extended state.
+///
+/// The model says GenuineIntel, family 6 model 26 (Nehalem, the first x86-64-v2 core, as
+/// QEMU's `-cpu Nehalem`), for one reason: leaf 0x15 (TSC and core crystal clock) is how Linux
+/// learns the TSC and local APIC timer frequencies without measuring them, and it reads that
+/// leaf only on Intel CPUs. Measuring is what an emulator cannot do reliably: a vCPU thread
+/// preempted between programming the PIT and reading the TSC makes Linux's PIT calibration
+/// come out 4x low (seen on a loaded 2-core host), and the guest's clock then runs 4x fast.
+/// The crystal is the 1 GHz that both the TSC and the APIC timer count.
 pub fn jit_table() -> CpuidTable {
     let word = |s: &[u8], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
-    let vendor = HYPERVISOR_SIGNATURE;
+    let vendor = b"GenuineIntel";
     let edx1 = 1 // FPU
         | (1 << 3) // PSE
         | (1 << 4) // TSC
@@ -152,10 +159,14 @@ pub fn jit_table() -> CpuidTable {
                      // x87/MMX/SSE instructions run on the host (crate::fpu): offer none it lacks.
     let host = host_leaf1();
     let (ecx1, edx1) = (ecx1 & host[2], edx1 & host[3]);
+    // The local APIC is the board's model, not the host's: x2APIC and the TSC-deadline timer
+    // are offered whatever the host has (filter_for_machine drops them without an APIC).
+    let ecx1 = ecx1 | leaf1::ECX_X2APIC | leaf1::ECX_TSC_DEADLINE;
+    let edx1 = edx1 | leaf1::EDX_APIC;
     let mut entries = vec![
         CpuidEntry {
             function: 0,
-            eax: 7,
+            eax: 0x16,
             ebx: word(vendor, 0),
             edx: word(vendor, 4),
             ecx: word(vendor, 8),
@@ -163,8 +174,8 @@ pub fn jit_table() -> CpuidTable {
         },
         CpuidEntry {
             function: 1,
-            // Family 6, model 6, stepping 3 (QEMU's qemu64 signature); CLFLUSH line 64 bytes.
-            eax: 0x0000_0663,
+            // Family 6, model 26 (extended model 1, model 0xa), stepping 5; CLFLUSH line 64.
+            eax: 0x0001_06a5,
             ebx: 8 << 8,
             ecx: ecx1,
             edx: edx1,
@@ -174,6 +185,22 @@ pub fn jit_table() -> CpuidTable {
             function: 7,
             // IA32_ARCH_CAPABILITIES (RDMSR 0x10a) is readable.
             edx: 1 << 29,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x15,
+            // TSC = crystal * EBX / EAX, crystal in ECX (Hz): 1 GHz, ratio 1.
+            eax: 1,
+            ebx: 1,
+            ecx: 1_000_000_000,
+            ..Default::default()
+        },
+        CpuidEntry {
+            function: 0x16,
+            // Base, maximum and bus frequencies in MHz.
+            eax: 1000,
+            ebx: 1000,
+            ecx: 1000,
             ..Default::default()
         },
         CpuidEntry {
@@ -269,6 +296,13 @@ mod tests {
         assert_eq!(l1.edx & (3 << 25), 3 << 25, "SSE and SSE2");
         assert_eq!(l1.ecx & (1 << 26), 0, "no XSAVE");
         assert_eq!(l1.ecx & (1 << 28), 0, "no AVX");
+        let tsc = t.lookup(0x15, 0).unwrap();
+        assert_eq!(
+            u64::from(tsc.ecx) * u64::from(tsc.ebx) / u64::from(tsc.eax),
+            1_000_000_000,
+            "the TSC counts host nanoseconds"
+        );
+        assert!(t.lookup(0, 0).unwrap().eax >= 0x15);
     }
 
     #[test]

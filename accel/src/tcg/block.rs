@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
@@ -98,8 +99,38 @@ fn is_block_ending(i: &Instruction) -> bool {
     ) || tandem_target_x86_64::system::handles(i.mnemonic())
 }
 
-/// Entries of the jump cache.
+/// A multiply-rotate hasher for block keys (the FxHash recipe): the dispatcher looks blocks up
+/// tens of millions of times per second, and keys are not attacker-chosen hash-flooding
+/// material worth SipHash's cost (a guest choosing colliding RIPs only slows itself).
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type KeyMap<V> = HashMap<BlockKey, V, BuildHasherDefault<KeyHasher>>;
+
+/// Entries of the jump cache: 64 pages' worth of 64 entries each, so that one page's entries
+/// are one contiguous run (QEMU's tb_jmp_cache layout) and INVLPG clears just that run.
 const JUMP_CACHE: usize = 4096;
+/// Entries per page in the jump cache.
+const JUMP_PER_PAGE: usize = 64;
 
 /// What the jump cache is keyed by: the virtual side of [`BlockKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +147,7 @@ pub struct VirtKey {
 /// skips the page walk and the hash lookup. It is valid as long as the TLB is (the engine
 /// flushes both together), which is the architectural contract for page-table changes.
 pub struct BlockCache {
-    map: HashMap<BlockKey, Rc<Block>>,
+    map: KeyMap<Rc<Block>>,
     /// The blocks touching each physical page (start page, and the next one for a block whose
     /// last instruction crosses).
     by_page: HashMap<u64, Vec<BlockKey>>,
@@ -136,7 +167,7 @@ pub struct BlockCache {
 impl Default for BlockCache {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: KeyMap::default(),
             by_page: HashMap::new(),
             retired: Vec::new(),
             jump: vec![None; JUMP_CACHE],
@@ -147,8 +178,16 @@ impl Default for BlockCache {
     }
 }
 
+/// The first jump-cache entry of the page holding `rip`.
+fn jump_page(rip: u64) -> usize {
+    let page = (rip >> 12) ^ (rip >> 18);
+    (page as usize % (JUMP_CACHE / JUMP_PER_PAGE)) * JUMP_PER_PAGE
+}
+
 fn jump_slot(rip: u64) -> usize {
-    ((rip ^ (rip >> 12)) as usize) & (JUMP_CACHE - 1)
+    // Blocks start at any byte of the page: spread them by the low bits.
+    let within = ((rip ^ (rip >> 6)) as usize) & (JUMP_PER_PAGE - 1);
+    jump_page(rip) + within
 }
 
 impl BlockCache {
@@ -168,6 +207,15 @@ impl BlockCache {
     /// Forgets the jump cache (the TLB was flushed: virtual-to-physical may have changed).
     pub fn flush_jump_cache(&mut self) {
         self.jump.fill(None);
+    }
+
+    /// Forgets the jump-cache entries of the page holding linear `addr` and of the page
+    /// before it (whose last block may cross into it): INVLPG of that page.
+    pub fn flush_jump_page(&mut self, addr: u64) {
+        for page in [addr, addr.wrapping_sub(4096)] {
+            let first = jump_page(page);
+            self.jump[first..first + JUMP_PER_PAGE].fill(None);
+        }
     }
 
     /// The cached block for `key`.

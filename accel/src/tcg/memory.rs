@@ -1,9 +1,17 @@
 //! Guest memory as the JIT engine reaches it: linear addresses through the page walk and the
-//! TLB, physical addresses through softmmu (RAM, ROM, MMIO dispatch), and the record of pages
-//! holding translated code so that writes to them invalidate it.
+//! TLB, physical addresses through the vCPU's own APIC page first and then softmmu (RAM, ROM,
+//! MMIO dispatch), and the record of pages holding translated code so that writes to them
+//! invalidate it.
+//!
+//! The APIC page is per CPU, so it is not a region of the shared address space: accesses whose
+//! physical page is the local APIC's go to it, and that page never enters the fast TLB (even if
+//! the guest moved it over RAM), so compiled code always takes the slow path there.
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
+
+use tandem_softmmu::irq::LocalApic;
 use tandem_softmmu::AddressSpace;
 use tandem_target_x86_64::memory::{Access, LinearMemory, PhysicalMemory};
 use tandem_target_x86_64::paging::{self, Privilege};
@@ -34,12 +42,18 @@ pub struct MemoryState {
     pub fast: [FastTlb; 2],
     /// Physical page numbers holding translated code.
     pub code_pages: HashSet<u64>,
+    /// Large pages (linear base, size) with pieces in the TLBs, for INVLPG.
+    pub large_pages: HashSet<(u64, u64)>,
     /// Code pages stores hit since the engine last looked: their translations must go.
     pub code_written: Vec<u64>,
     /// CR2 of the last #PF raised through the interpreter path.
     pub last_cr2: Option<u64>,
     /// The vCPU's exit-request flag: set when code is written, so chained code stops.
     pub exit_request: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The vCPU's local APIC, if the machine gives it one.
+    pub apic: Option<Arc<dyn LocalApic>>,
+    /// Physical page number the local APIC decodes now (see [`MemoryState::refresh_apic_page`]).
+    pub apic_page: Option<u64>,
 }
 
 impl MemoryState {
@@ -48,6 +62,61 @@ impl MemoryState {
         self.tlb.flush();
         for f in &mut self.fast {
             f.flush();
+        }
+        self.large_pages.clear();
+    }
+
+    /// Re-reads where the local APIC's page is, after anything that may have moved it (an
+    /// APIC-base write, a reset); the TLBs are flushed, since a RAM page may have become the
+    /// APIC's or the APIC's page RAM again.
+    pub fn refresh_apic_page(&mut self) {
+        let page = self
+            .apic
+            .as_ref()
+            .and_then(|a| a.mmio_page())
+            .map(|p| p >> 12);
+        if page != self.apic_page {
+            self.apic_page = page;
+            self.flush_tlb();
+        }
+    }
+
+    /// The local APIC if physical address `phys` lies in its page.
+    fn apic_at(&self, phys: u64) -> Option<&dyn LocalApic> {
+        if self.apic_page == Some(phys >> 12) {
+            self.apic.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// Forgets the translation of the page holding `linear` (INVLPG); true if that was a
+    /// large page, whose 4 KiB pieces were all dropped.
+    pub fn invalidate_page(&mut self, linear: u64) -> bool {
+        // The TLBs hold 4 KiB pieces of large pages, and one INVLPG anywhere in a large page
+        // must drop all of them (Linux issues one per 2 MiB page when it unmaps huge pages).
+        let hit = self
+            .large_pages
+            .iter()
+            .copied()
+            .find(|(base, size)| linear.wrapping_sub(*base) < *size);
+        match hit {
+            Some((_, size)) if size > 2 << 20 => self.flush_tlb(),
+            Some((base, size)) => {
+                self.large_pages.remove(&(base, size));
+                for piece in (base..base + size).step_by(4096) {
+                    self.drop_piece(piece);
+                }
+            }
+            None => self.drop_piece(linear),
+        }
+        hit.is_some()
+    }
+
+    fn drop_piece(&mut self, linear: u64) {
+        self.tlb.invalidate(linear);
+        for f in &mut self.fast {
+            f.invalidate(linear);
         }
     }
 
@@ -94,7 +163,15 @@ impl Linear<'_> {
         let t = paging::translate(cpu, &mut Phys(self.space), addr, access, who)?;
         if access != Access::Execute {
             self.state.tlb.fill(addr, t.phys, user, write);
-            if let Some(host) = self.space.ram_page_host(t.phys) {
+            if t.page_size > 4096 {
+                let base = addr & !(t.page_size - 1);
+                self.state.large_pages.insert((base, t.page_size));
+            }
+            let host = match self.state.apic_page {
+                Some(page) if page == t.phys >> 12 => None,
+                _ => self.space.ram_page_host(t.phys),
+            };
+            if let Some(host) = host {
                 let writable = write && !self.state.code_pages.contains(&(t.phys >> 12));
                 self.state.fast[usize::from(user)].fill(addr, host, writable);
             }
@@ -122,7 +199,13 @@ impl Linear<'_> {
             let a = addr.wrapping_add(done as u64);
             let n = (buf.len() - done).min(4096 - (a & 0xfff) as usize);
             let phys = self.translate(cpu, a, Access::Read, supervisor)?;
-            self.space.mmio_read(phys, &mut buf[done..done + n]);
+            let chunk = &mut buf[done..done + n];
+            match self.state.apic_at(phys) {
+                Some(apic) => apic.mmio_read(phys & 0xfff, chunk),
+                None => {
+                    self.space.mmio_read(phys, chunk);
+                }
+            }
             done += n;
         }
         Ok(())
@@ -163,6 +246,10 @@ impl Linear<'_> {
     }
 
     fn store_phys(&mut self, phys: u64, data: &[u8]) {
+        if let Some(apic) = self.state.apic_at(phys) {
+            apic.mmio_write(phys & 0xfff, data);
+            return;
+        }
         let frame = phys >> 12;
         if self.state.code_pages.contains(&frame) {
             if !self.state.code_written.contains(&frame) {

@@ -1,8 +1,11 @@
 //! What system instructions reach outside the CPU under the JIT: the port bus, the CPUID table
-//! of what the JIT implements, and a TSC that follows host time.
+//! of what the JIT implements, and a TSC that follows host time at 1 GHz: the local APIC's
+//! clock when there is one, so that IA32_TSC_DEADLINE (which the APIC converts with a 1 GHz
+//! TSC from its clock's origin) and RDTSC agree.
 
 use std::time::Instant;
 
+use tandem_softmmu::irq::LocalApic;
 use tandem_softmmu::PortBus;
 use tandem_target_x86_64::memory::SystemBus;
 use tandem_target_x86_64::CpuidTable;
@@ -15,8 +18,10 @@ pub struct TcgSystemBus<'a> {
     pub cpuid: &'a CpuidTable,
     /// TSC origin.
     pub boot: Instant,
-    /// TSC value at `boot`.
+    /// TSC value at `boot` (or at the local APIC clock's origin).
     pub tsc_offset: u64,
+    /// The vCPU's local APIC, whose clock the TSC follows.
+    pub lapic: Option<&'a dyn LocalApic>,
 }
 
 impl SystemBus for TcgSystemBus<'_> {
@@ -39,7 +44,10 @@ impl SystemBus for TcgSystemBus<'_> {
 
     fn tsc(&mut self) -> u64 {
         // 1 GHz: one tick per host nanosecond.
-        self.tsc_offset
-            .wrapping_add(self.boot.elapsed().as_nanos() as u64)
+        let ns = match self.lapic {
+            Some(l) => l.now_ns(),
+            None => self.boot.elapsed().as_nanos() as u64,
+        };
+        self.tsc_offset.wrapping_add(ns)
     }
 }

@@ -4,7 +4,7 @@
 //! walk has set the dirty bit. The engine flushes it whenever translation may have changed
 //! (after system instructions: CR0/CR3/CR4/EFER writes, INVLPG, mode switches).
 
-const ENTRIES: usize = 256;
+const ENTRIES: usize = 1024;
 
 #[derive(Clone, Copy, Default)]
 struct Entry {
@@ -64,6 +64,15 @@ impl Tlb {
     /// Forgets everything.
     pub fn flush(&mut self) {
         self.entries.fill(Entry::default());
+    }
+
+    /// Forgets the page holding `linear` (INVLPG).
+    pub fn invalidate(&mut self, linear: u64) {
+        let page = linear >> 12;
+        let e = &mut self.entries[Self::slot(page)];
+        if e.tag == page + 1 {
+            *e = Entry::default();
+        }
     }
 
     /// (hits, misses) so far.

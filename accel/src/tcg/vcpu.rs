@@ -5,6 +5,10 @@
 //! over the x86 semantics). System instructions end their block and run in
 //! `target_x86_64::system`; faults are delivered through the guest's IDT; a fault during
 //! delivery that escalates past #DF is a triple fault, reported as shutdown like KVM does.
+//!
+//! With a local APIC (the machine's interrupt connection answers as one), the APIC also gets
+//! the vCPU's APIC page (`tcg::memory`), the APIC MSRs and CR8 (`vcpu::apic`); on the INTR
+//! pin the vCPU first takes the APIC's events (NMI, INIT, start-up), then the vector.
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -13,7 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use iced_x86::Instruction;
-use tandem_softmmu::{InterruptAcknowledge, InterruptPin};
+use tandem_softmmu::irq::LocalApic;
+use tandem_softmmu::{InterruptAcknowledge, InterruptPin, MachineRequest};
 use tandem_target_x86_64::cpu_state::CpuMode;
 use tandem_target_x86_64::flags::bit;
 use tandem_target_x86_64::interrupt::{self, DeliveryError, Event, EventKind};
@@ -23,6 +28,8 @@ use tandem_target_x86_64::{CpuState, CpuidTable, Fault, X86Context};
 use tandem_tcg::jit::fast_tlb::FastTlb;
 use tandem_tcg::jit::{CompiledBlock, Compiler, EXIT_NORMAL, EXIT_TRAP};
 use tandem_tcg::{Interp, InterpTrap};
+
+mod apic;
 
 use super::block::{form, Block, BlockCache, BlockKey, VirtKey};
 use super::compile::{compilable_prefix, compile, Job, Outcome, Worker};
@@ -68,6 +75,10 @@ pub struct TcgVcpu {
         std::sync::Arc<InterruptPin>,
         std::sync::Arc<dyn InterruptAcknowledge>,
     )>,
+    /// The vCPU's local APIC, when its interrupt controller is one.
+    lapic: Option<Arc<dyn LocalApic>>,
+    /// After INIT, an application processor waits for a start-up IPI.
+    wait_for_sipi: bool,
     cpuid: CpuidTable,
     blocks: BlockCache,
     mem: MemoryState,
@@ -139,11 +150,12 @@ impl TcgVcpu {
             IrqchipConnection::Userspace { pin, ack } => Some((pin.clone(), ack.clone())),
             IrqchipConnection::InEngine => None,
         };
+        let lapic = irq.as_ref().and_then(|(_, ack)| ack.clone().local_apic());
         let mut cpuid = tandem_target_x86_64::cpuid::jit_table();
         cpuid.filter_for_machine(
             tandem_target_x86_64::cpuid::MachineFeatures {
-                apic: false,
-                x2apic: false,
+                apic: lapic.is_some(),
+                x2apic: lapic.is_some(),
                 cpus: bus.cpus,
             },
             index,
@@ -156,15 +168,19 @@ impl TcgVcpu {
             let flag = exit_request.clone();
             pin.on_raise(move || flag.store(1, Ordering::SeqCst));
         }
-        let mem = MemoryState {
+        let mut mem = MemoryState {
             exit_request: exit_request.clone(),
+            apic: lapic.clone(),
             ..MemoryState::default()
         };
+        mem.refresh_apic_page();
         Self {
             index,
             ctx: Box::new(X86Context::new(CpuState::default())),
             bus: bus.clone(),
             irq,
+            lapic,
+            wait_for_sipi: false,
             cpuid,
             blocks: BlockCache::default(),
             mem,
@@ -700,23 +716,52 @@ impl TcgVcpu {
 
     fn system(&mut self, insn: &Instruction) -> BlockEnd {
         self.ctx.sync_flags();
+        let lapic = self.lapic.clone();
+        let cr8 = lapic.as_ref().and_then(|_| apic::cr8_move(insn));
+        if let Some(l) = &lapic {
+            match apic::msr_instruction(&mut self.ctx, insn, l.as_ref(), &self.cpuid) {
+                apic::MsrOutcome::NotApic => {}
+                apic::MsrOutcome::Done { base_written } => {
+                    if base_written {
+                        self.mem.refresh_apic_page();
+                    }
+                    return BlockEnd::Continue;
+                }
+                apic::MsrOutcome::Fault(f) => return self.raise(f),
+            }
+            if cr8 == Some(apic::Cr8Move::Read) {
+                self.ctx.cpu.cr8 = l.cr8();
+            }
+        }
         let mut sysbus = TcgSystemBus {
             ports: &self.bus.ports,
             cpuid: &self.cpuid,
             boot: self.boot,
             tsc_offset: 0,
+            lapic: lapic.as_deref(),
         };
         let r = with_memory(&mut self.ctx, &self.bus, &mut self.mem, |ctx, mem| {
             system::execute(ctx, insn, mem, &mut sysbus)
         });
+        if let (Some(l), Some(apic::Cr8Move::Write), Ok(_)) = (&lapic, cr8, &r) {
+            l.set_cr8(self.ctx.cpu.cr8);
+        }
         match r {
             Ok(SystemOutcome::Halt) => {
                 self.ctx.cpu.halted = true;
                 BlockEnd::Halted
             }
-            Ok(SystemOutcome::FlushTlb | SystemOutcome::InvalidatePage(_)) => {
+            Ok(SystemOutcome::FlushTlb) => {
                 self.mem.flush_tlb();
                 self.blocks.flush_jump_cache();
+                BlockEnd::Continue
+            }
+            Ok(SystemOutcome::InvalidatePage(addr)) => {
+                if self.mem.invalidate_page(addr) {
+                    self.blocks.flush_jump_cache();
+                } else {
+                    self.blocks.flush_jump_page(addr);
+                }
                 BlockEnd::Continue
             }
             Ok(SystemOutcome::Continue | SystemOutcome::EndBlock) => BlockEnd::Continue,
@@ -724,14 +769,44 @@ impl TcgVcpu {
         }
     }
 
+    /// Whether the INTR pin is raised (lock-free: asked before every block).
+    fn pin_raised(&self) -> bool {
+        self.irq.as_ref().is_some_and(|(pin, _)| pin.is_raised())
+    }
+
+    /// Takes what the interrupt input holds, in the CPU's order: the local APIC's events
+    /// (INIT, start-up, NMI), a pending NMI if not blocked, then a maskable interrupt if
+    /// RFLAGS.IF and no interrupt shadow allow it.
     fn take_interrupt(&mut self) -> BlockEnd {
-        let Some((pin, ack)) = &self.irq else {
-            return BlockEnd::Continue;
-        };
-        if !pin.is_raised() || !interrupt::interrupts_allowed(&self.ctx) {
+        if self.pin_raised() {
+            if let Some(lapic) = &self.lapic {
+                let events = lapic.take_events();
+                // The APIC base's BSP flag says which processor this is.
+                let bsp = events.init
+                    && lapic
+                        .read_msr(tandem_target_x86_64::msr::IA32_APIC_BASE)
+                        .is_ok_and(|base| base & (1 << 8) != 0);
+                let actions =
+                    apic::apply_events(&mut self.ctx.cpu, &mut self.wait_for_sipi, bsp, events);
+                if actions.reset_machine {
+                    self.bus.control.request(MachineRequest::Reset);
+                }
+            }
+        }
+        if self.wait_for_sipi {
             return BlockEnd::Continue;
         }
-        let Some(vector) = ack.acknowledge() else {
+        if self.ctx.cpu.events.nmi_pending && interrupt::nmi_allowed(&self.ctx) {
+            self.ctx.cpu.events.nmi_pending = false;
+            return self.deliver(Event {
+                vector: tandem_target_x86_64::exception::vector::NMI,
+                kind: EventKind::Nmi,
+            });
+        }
+        if !self.pin_raised() || !interrupt::interrupts_allowed(&self.ctx) {
+            return BlockEnd::Continue;
+        }
+        let Some(vector) = self.irq.as_ref().and_then(|(_, ack)| ack.acknowledge()) else {
             return BlockEnd::Continue;
         };
         self.deliver(Event {
@@ -763,25 +838,15 @@ impl Vcpu for TcgVcpu {
                 BlockEnd::Failed(why) => return Err(self.stuck(why)),
                 BlockEnd::Continue | BlockEnd::Halted => {}
             }
-            if self.ctx.cpu.halted {
+            if self.ctx.cpu.halted || self.wait_for_sipi {
+                // Waiting for a start-up IPI is waiting for the pin, whatever IF says.
                 return Ok(VcpuExit::Halted {
-                    interrupts_enabled: self.ctx.cpu.rflags & bit::IF != 0,
+                    interrupts_enabled: self.wait_for_sipi || self.ctx.cpu.rflags & bit::IF != 0,
                 });
             }
             match self.run_block() {
-                BlockEnd::Continue => {}
-                BlockEnd::Halted => {
-                    // An interrupt may already be waiting: the next turn takes it.
-                    if self.irq.as_ref().is_some_and(|(p, _)| p.is_raised())
-                        && interrupt::interrupts_allowed(&self.ctx)
-                    {
-                        continue;
-                    }
-                    self.ctx.sync_flags();
-                    return Ok(VcpuExit::Halted {
-                        interrupts_enabled: self.ctx.cpu.rflags & bit::IF != 0,
-                    });
-                }
+                // The next turn takes an interrupt that may already wait, or reports the halt.
+                BlockEnd::Continue | BlockEnd::Halted => {}
                 BlockEnd::Shutdown => return Ok(VcpuExit::Shutdown),
                 BlockEnd::Failed(why) => return Err(self.stuck(why)),
             }
@@ -858,11 +923,25 @@ impl Vcpu for TcgVcpu {
 
     fn state(&mut self) -> Result<CpuState, AccelError> {
         self.ctx.sync_flags();
+        if let Some(l) = &self.lapic {
+            // The APIC holds these two; the context's copies may be stale.
+            if let Ok(base) = l.read_msr(tandem_target_x86_64::msr::IA32_APIC_BASE) {
+                self.ctx.cpu.apic_base = base;
+            }
+            self.ctx.cpu.cr8 = l.cr8();
+        }
         Ok(self.ctx.cpu)
     }
 
     fn set_state(&mut self, state: &CpuState) -> Result<(), AccelError> {
         *self.ctx = X86Context::new(*state);
+        if let Some(l) = &self.lapic {
+            // An APIC base the APIC refuses (an invalid mode transition) leaves it as it is.
+            let _ = l.write_msr(tandem_target_x86_64::msr::IA32_APIC_BASE, state.apic_base);
+            l.set_cr8(state.cr8 & 0xf);
+        }
+        self.wait_for_sipi = false;
+        self.mem.refresh_apic_page();
         self.mem.flush_tlb();
         self.drop_translations();
         Ok(())

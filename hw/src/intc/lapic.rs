@@ -43,6 +43,10 @@
 //!    the main loop's timer thread can instead wait for the earliest deadline of all local APICs
 //!    and the PIT, re-armed by [`UserspaceLapic::set_timer_hook`]. Nobody polls.
 //!
+//! The board does 1-3 in `pc::irqchip`; engines reach 4 and 5 without knowing this crate, through
+//! softmmu's [`LocalApic`](tandem_softmmu::irq::LocalApic) trait, which [`UserspaceLapic`]
+//! implements and returns from `InterruptAcknowledge::local_apic`.
+//!
 //! Warts: no APIC bus arbitration, delivery-status bits always read idle, focus processor
 //! checking and EOI-broadcast suppression are not modelled, SMI is only reported as an event,
 //! ExtINT messages from the I/O APIC are dropped (only LINT0 ExtINT reaches the PIC), LINT0/1
@@ -51,6 +55,7 @@
 //! still accepted. At power-on vCPU 0's LINT0 is ExtINT and LINT1 is NMI, unmasked, as firmware
 //! leaves them (virtual-wire mode), so a kernel loaded without a BIOS still sees the PIC.
 
+mod cpu_interface;
 mod delivery;
 mod regs;
 mod shared;

@@ -7,7 +7,8 @@
 //! ([`linux_place`](super::linux_place)); the real-mode setup code is not loaded, since the
 //! 64-bit entry never runs it. The initrd goes high below `initrd_addr_max`. boot_params
 //! ([`linux_zeropage`](super::linux_zeropage)) goes at [`ZERO_PAGE_ADDR`] and the command line
-//! at [`CMDLINE_ADDR`], inside the loader's boot area, which also gets the identity map of the
+//! at [`CMDLINE_ADDR`] (with the address of the ACPI RSDP if the BIOS area holds one, found as
+//! the kernel itself would find it), inside the loader's boot area, which also gets the identity map of the
 //! first 4 GiB, the TSS and the boot stack (see [`boot_setup`](super::boot_setup)).
 //!
 //! The CPU at entry, as the 64-bit protocol asks: long mode with paging on the identity map
@@ -47,6 +48,7 @@ use super::linux_place::{place_initrd, place_kernel, FOUR_GIB};
 use super::linux_zeropage::{self as zeropage, BootInfo};
 use super::plan::{Chunk, LoadPlan};
 use super::{BootMemory, LoadedKernel};
+use crate::acpi::{rsdp, ACPI_TABLES_BASE, RSDP_SCAN_END};
 
 /// Where boot_params is written (the page the multiboot information uses otherwise).
 pub const ZERO_PAGE_ADDR: u64 = INFO_ADDR;
@@ -232,6 +234,9 @@ impl Boot<'_> {
             load_addr: self.kernel.start,
             cmdline_addr: CMDLINE_ADDR,
             initrd: initrd.clone(),
+            acpi_rsdp: rsdp::find(ACPI_TABLES_BASE, RSDP_SCAN_END, |addr, buf| {
+                mem.space.read(addr, buf).is_ok()
+            }),
         };
         let page = zeropage::build(self.header, &info, mem.e820);
         mem.space

@@ -29,10 +29,18 @@ pub(super) struct Guest {
 
 impl Guest {
     pub fn new() -> Self {
+        Self::with_rom(None)
+    }
+
+    /// The guest with `rom` (address, bytes) mapped as well.
+    pub fn with_rom(rom: Option<(u64, &[u8])>) -> Self {
         let host = Arc::new(HostMemory::anonymous(RAM).unwrap());
         let mut b = AddressSpaceBuilder::new();
         b.ram(0, host.clone(), 0, 0xa_0000).unwrap();
         b.ram(0x10_0000, host, 0x10_0000, RAM - 0x10_0000).unwrap();
+        if let Some((at, bytes)) = rom {
+            b.rom(at, bytes).unwrap();
+        }
         Self {
             space: b.build(),
             e820: RamLayout::new(RAM).e820(),
@@ -202,6 +210,11 @@ fn bzimage_is_loaded_and_boot_params_filled() {
     assert_eq!(g.zp32(offset::EXT_CMD_LINE_PTR), 0);
     assert_eq!(g.bytes(CMDLINE_ADDR, 20), b"console=ttyS0 quiet\0");
     assert_eq!(g.u64(ZERO_PAGE_ADDR + field::SETUP_DATA), 0);
+    assert_eq!(
+        g.u64(ZERO_PAGE_ADDR + offset::ACPI_RSDP_ADDR),
+        0,
+        "no ACPI tables"
+    );
 
     // The initrd: page-aligned, as high as RAM allows, its bytes in place.
     let at = u64::from(g.zp32(field::RAMDISK_IMAGE));
@@ -319,4 +332,19 @@ fn initrd_stays_below_initrd_addr_max_and_clear_of_the_kernel() {
         .unwrap();
     assert_eq!(k.initrd, Some(PREF - 0x3000..PREF - 0x800));
     assert_eq!(g.zp32(field::RAMDISK_IMAGE), (PREF - 0x3000) as u32);
+}
+
+#[test]
+fn acpi_rsdp_addr_points_at_the_tables_in_the_bios_area() {
+    use crate::acpi::{AcpiConfig, AcpiTables, ACPI_TABLES_BASE};
+    // Placed off the area's start, so the loader must search rather than assume.
+    let base = ACPI_TABLES_BASE + 0x1_0000;
+    let t = AcpiTables::build(AcpiConfig::pc(1), base).unwrap();
+    let g = Guest::with_rom(Some((base, t.bytes())));
+    g.load(&Bz::default().build(&payload()), "", None).unwrap();
+    assert_eq!(
+        g.u64(ZERO_PAGE_ADDR + offset::ACPI_RSDP_ADDR),
+        t.rsdp_address()
+    );
+    assert_eq!(g.bytes(t.rsdp_address(), 8), b"RSD PTR ");
 }

@@ -6,8 +6,9 @@
 //! ("undefined": tandem has no assigned ID), `loadflags` |= CAN_USE_HEAP with `heap_end_ptr`,
 //! `code32_start` (the load address), `cmd_line_ptr`, `ramdisk_image`/`ramdisk_size` and their
 //! `ext_*` high halves, `setup_data` 0 (no chain), and the e820 table with its count.
-//! Left zero: screen_info (no VGA console), the ACPI RSDP address (no ACPI tables yet: the
-//! kernel searches the BIOS area), EDD, EFI and the sentinel at 0x1ef.
+//! `acpi_rsdp_addr` gets the RSDP the loader found in the BIOS area (the kernel would find it
+//! there too; the field only spares it the scan). Left zero: screen_info (no VGA console), EDD,
+//! EFI and the sentinel at 0x1ef.
 
 use std::ops::Range;
 
@@ -28,6 +29,8 @@ pub const LOADER_TYPE_UNDEFINED: u8 = 0xff;
 
 /// Offsets of boot_params fields outside the setup header.
 pub mod offset {
+    /// acpi_rsdp_addr (64 bits; boot protocol 2.14+, ignored by older kernels).
+    pub const ACPI_RSDP_ADDR: u64 = 0x070;
     /// ramdisk_image bits 63:32.
     pub const EXT_RAMDISK_IMAGE: u64 = 0x0c0;
     /// ramdisk_size bits 63:32.
@@ -51,6 +54,8 @@ pub(crate) struct BootInfo {
     pub cmdline_addr: u64,
     /// Where the initrd is, if any.
     pub initrd: Option<Range<u64>>,
+    /// Where the ACPI RSDP is, if the machine has one.
+    pub acpi_rsdp: Option<u64>,
 }
 
 /// Refuses a map boot_params cannot hold.
@@ -106,6 +111,10 @@ pub(crate) fn build(header: &[u8], info: &BootInfo, e820: &[E820Entry]) -> Vec<u
     p.split(field::RAMDISK_IMAGE, offset::EXT_RAMDISK_IMAGE, image);
     p.split(field::RAMDISK_SIZE, offset::EXT_RAMDISK_SIZE, size);
     p.put(field::SETUP_DATA, &0u64.to_le_bytes());
+    p.put(
+        offset::ACPI_RSDP_ADDR,
+        &info.acpi_rsdp.unwrap_or(0).to_le_bytes(),
+    );
     let n = e820.len().min(E820_MAX);
     p.put(offset::E820_ENTRIES, &[n as u8]);
     for (i, e) in e820.iter().take(n).enumerate() {

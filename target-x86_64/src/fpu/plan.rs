@@ -31,7 +31,8 @@ pub struct MemOperand {
     /// The instruction writes it (copied out after).
     pub write: bool,
     /// A 16-byte operand that must be 16-aligned (#GP(0) otherwise): legacy SSE m128 forms
-    /// other than the unaligned moves and the SSE4.2 string compares.
+    /// (CVTPD2PI's too, though it writes an MMX register) other than the unaligned moves and
+    /// the SSE4.2 string compares.
     pub aligned: bool,
     /// The operand is the implicit `[rDI]` of MASKMOVQ/MASKMOVDQU, not a ModRM operand.
     pub implicit_rdi: bool,
@@ -205,7 +206,7 @@ pub fn plan(i: &Instruction) -> Option<Plan> {
                 size,
                 read: is_read(access),
                 write: is_write(access),
-                aligned: size == 16 && family == Family::Sse && !unaligned_ok(i.mnemonic()),
+                aligned: size == 16 && !unaligned_ok(i.mnemonic()),
                 implicit_rdi: false,
             });
         }

@@ -6,8 +6,9 @@
 //! anything else that changes how code translates ends the block.
 //!
 //! Warts: CR4.PCIDE, LA57, VMXE, SMXE, PKE, CET are reserved here (#GP); CR3's reserved bits
-//! are checked against a 52-bit physical address width; CR8 is not linked to a LAPIC's TPR
-//! (the engine must do that if it models one); no debug-register breakpoints fire.
+//! are checked against a 52-bit physical address width; no debug-register breakpoints fire.
+//! CR8 here is `CpuState::cr8`; an engine with a local APIC loads it from the TPR before a MOV
+//! from CR8 and stores it back after a MOV to CR8, so the checks stay here.
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 

@@ -161,17 +161,32 @@ fn load_env(fx: &mut FxsaveArea, env: &[u8], small: bool) {
     };
     let fcw = word(0) as u16;
     fx.set_fcw(fcw);
-    fx.set_fsw(summarize(word(1) as u16, fcw));
+    set_fsw_moving_top(fx, summarize(word(1) as u16, fcw));
     fx.set_ftw(abridged(word(2) as u16));
     fx.set_fip(u64::from(word(3)));
     fx.set_fop(((word(4) >> 16) & 0x7ff) as u16);
     fx.set_fdp(u64::from(word(5)));
 }
 
+/// Sets FSW to `fsw`, whose TOP may differ: the image keeps registers in stack order
+/// (slot i = ST(i) = physical (TOP + i) mod 8), so the slots rotate with TOP while the physical
+/// registers stay where they are.
+fn set_fsw_moving_top(fx: &mut FxsaveArea, fsw: u16) {
+    let old_top = usize::from((fx.fsw() >> 11) & 7);
+    let new_top = usize::from((fsw >> 11) & 7);
+    if old_top != new_top {
+        let old: Vec<[u8; 10]> = (0..8).map(|i| fx.st(i)).collect();
+        for (i, _) in old.iter().enumerate() {
+            fx.set_st(i, old[(new_top + i + 8 - old_top) & 7]);
+        }
+    }
+    fx.set_fsw(fsw);
+}
+
 /// FNINIT's state.
 fn reset_x87(fx: &mut FxsaveArea) {
     fx.set_fcw(0x37f);
-    fx.set_fsw(0);
+    set_fsw_moving_top(fx, 0);
     fx.set_ftw(0);
     fx.set_fop(0);
     fx.set_fip(0);
@@ -373,6 +388,20 @@ mod tests {
             let fop = if small { 0 } else { 0x5d9 };
             assert_eq!((back.fip(), back.fdp(), back.fop()), (0x1234, 0x5678, fop));
         }
+    }
+
+    #[test]
+    fn fninit_keeps_physical_registers_in_place() {
+        let mut fx = FxsaveArea::default();
+        // TOP = 3: ST0 is physical 3.
+        fx.set_fsw(3 << 11);
+        fx.set_st(0, [1; 10]);
+        fx.set_st(5, [6; 10]);
+        reset_x87(&mut fx);
+        // TOP = 0: physical 3 is ST3, physical 0 (was ST5) is ST0.
+        assert_eq!(fx.st(3), [1; 10]);
+        assert_eq!(fx.st(0), [6; 10]);
+        assert_eq!(fx.fsw(), 0);
     }
 
     #[test]

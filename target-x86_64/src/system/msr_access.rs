@@ -6,8 +6,11 @@
 //! a few read-mostly MSRs Linux touches at boot. Anything else is #GP(0), which Linux's
 //! `rdmsr_safe` expects for absent MSRs.
 //!
-//! Warts: IA32_TSC writes are stored, not applied to the bus's clock; IA32_APIC_BASE writes
-//! are stored and not checked against the LAPIC model (the engine relocates it if it cares).
+//! The local APIC's MSRs (IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC 0x800-0x8ff) belong to
+//! the APIC: an engine with one routes them there before this model is asked. Without one,
+//! IA32_APIC_BASE is a stored value and the others are #GP, as on a CPU without them.
+//!
+//! Warts: IA32_TSC writes are stored, not applied to the bus's clock.
 
 use iced_x86::{Instruction, Mnemonic};
 

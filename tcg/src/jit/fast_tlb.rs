@@ -8,7 +8,7 @@
 //! refills the entry when the page is plain RAM.
 
 /// Entries per table.
-pub const ENTRIES: usize = 256;
+pub const ENTRIES: usize = 1024;
 /// Bytes per entry (the shift generated code uses).
 pub const ENTRY_SHIFT: u32 = 5;
 /// A tag no page address equals.
@@ -91,6 +91,14 @@ impl FastTlb {
     /// Forgets everything.
     pub fn flush(&mut self) {
         self.entries.fill(EMPTY);
+    }
+
+    /// Forgets the page holding `linear` (INVLPG).
+    pub fn invalidate(&mut self, linear: u64) {
+        let e = &mut self.entries[slot(linear)];
+        if e.read_tag == linear & !0xfff {
+            *e = EMPTY;
+        }
     }
 
     /// Forgets store permission everywhere (a page became a code page).

@@ -18,6 +18,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use tandem_softmmu::irq::LocalApic;
 use tandem_softmmu::{InterruptAcknowledge, InterruptPin, MmioDevice};
 
 use super::{
@@ -206,6 +207,10 @@ impl InterruptAcknowledge for UserspaceLapic {
         let vector = self.extint.get().and_then(|s| s.ack.acknowledge());
         self.refresh();
         vector
+    }
+
+    fn local_apic(self: Arc<Self>) -> Option<Arc<dyn LocalApic>> {
+        Some(self)
     }
 }
 
