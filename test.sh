@@ -14,6 +14,9 @@ if ! command -v iasl >/dev/null && [ "$(id -u)" = 0 ]; then
     { apt-get update -qq && apt-get install -y -qq acpica-tools >/dev/null; } 2>/dev/null || true
 fi
 
+# tests/linux_boot.rs boots Debian's kernel to the end of its /init under this debug build's JIT
+# (3-5 minutes on 2 cores, its two boots in parallel); its guards kill a boot at 10 minutes, or
+# after 5 minutes of console silence, so it cannot hold CI longer than that.
 cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 

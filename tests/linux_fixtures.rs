@@ -1,12 +1,15 @@
-//! The Linux guest fixtures (fixtures/fetch.sh): fetched or taken from the cache, then checked
-//! without booting them: the Debian kernel is a bzImage the Linux loader accepts into a 512 MiB
-//! PC and fills boot_params for; the initramfs is a newc archive with /init and busybox.
+//! The Linux guest fixtures (fixtures/fetch.sh, through tests/common/fixtures.rs): fetched or
+//! taken from the cache, then checked without booting them: the Debian kernel is a bzImage the
+//! Linux loader accepts into a 512 MiB PC and fills boot_params for; the initramfs is a newc
+//! archive with /init and busybox.
 //! Without network (or apt) the fetch fails and the test reports itself skipped, never failed.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use common::fixtures::fetch;
 
 use tandem_hw::loader::linux::{CMDLINE_ADDR, ZERO_PAGE_ADDR};
 use tandem_hw::loader::linux_header::{field, SetupHeader, XLF_KERNEL_64};
@@ -15,37 +18,6 @@ use tandem_hw::loader::{load_kernel, BootMemory};
 use tandem_hw::pc::{Pc, PcConfig};
 
 const TEST: &str = "linux_fixtures";
-
-/// The three fixture paths the script prints last: vmlinuz, initramfs, System.map.
-struct Fixtures {
-    vmlinuz: PathBuf,
-    initramfs: PathBuf,
-    system_map: PathBuf,
-}
-
-/// Runs the fetch script; Err with the reason when it could not produce the fixtures.
-fn fetch() -> Result<Fixtures, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fetch.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("no output").to_string();
-        return Err(format!("fixtures/fetch.sh failed: {last}"));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    let [.., vmlinuz, initramfs, system_map] = lines.as_slice() else {
-        return Err(format!("fixtures/fetch.sh printed too little: {text:?}"));
-    };
-    Ok(Fixtures {
-        vmlinuz: vmlinuz.into(),
-        initramfs: initramfs.into(),
-        system_map: system_map.into(),
-    })
-}
 
 /// One member of a newc archive: its name, mode and data.
 struct Member {
@@ -124,6 +96,14 @@ fn debian_kernel_and_busybox_initramfs() {
     assert!(h.version >= 0x020c, "protocol {:#x}", h.version);
     assert_ne!(h.xloadflags & XLF_KERNEL_64, 0);
     assert!(std::fs::metadata(&f.system_map).unwrap().len() > 0);
+    // The release the boot tests expect from `uname -r` is the one the package is named after.
+    let release = f.kernel_release().unwrap();
+    let versions = f.vmlinuz.with_file_name("versions.txt");
+    let versions = std::fs::read_to_string(&versions).unwrap();
+    assert!(
+        versions.contains(&format!("kernel: linux-image-{release}-unsigned_")),
+        "release {release:?} is not the package's: {versions}"
+    );
 
     // Loaded into a 512 MiB PC.
     let pc = Pc::new(

@@ -2,14 +2,15 @@
 //! cold (tier 0) and compiled by Cranelift once hot (tier 1), both from the one definition of
 //! the x86 semantics in target-x86_64.
 //!
-//! It always uses the board's userspace PIC and PIT, and dispatches port and MMIO accesses to
-//! the shared buses like the KVM engine. Tier `auto` compiles hot blocks on a background
-//! thread; compiled blocks chain to each other. Known warts: the block cache is flushed whole
-//! when code is written.
+//! It uses the board's userspace interrupt controllers (8259s, I/O APIC, a local APIC per vCPU)
+//! and PIT, and dispatches port and MMIO accesses to the shared buses like the KVM engine. Tier
+//! `auto` compiles hot blocks on a background thread; compiled blocks chain to each other. A
+//! write to a page holding translated code drops that page's blocks.
 
 mod block;
 mod compile;
 mod env;
+mod fast_hash;
 mod jit_glue;
 mod memory;
 mod system_bus;

@@ -81,6 +81,34 @@ pub fn kvm_usable() -> Result<(), String> {
         .map_err(|e| format!("/dev/kvm unavailable: {e}"))
 }
 
+/// Whether /dev/kvm has hardware virtualization (VMX or SVM) behind it, which a guest that
+/// runs its own kernel (a Linux boot) needs. The PVM backend (kvm_pvm, DESIGN.md) runs CPL3
+/// natively but emulates CPL0 in the host kernel, without some instructions a kernel uses:
+/// Err with the reason there, and wherever /dev/kvm is missing.
+pub fn kvm_hardware_virtualization() -> Result<(), String> {
+    kvm_usable()?;
+    let module = |m: &str| std::path::Path::new("/sys/module").join(m).exists();
+    if module("kvm_pvm") {
+        let why = "/dev/kvm is the PVM backend (kvm_pvm, no VMX/SVM): it emulates guest CPL0 \
+                   code and cannot boot a Linux kernel";
+        return Err(why.into());
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has_flag = |flag: &str| {
+        cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|w| w == flag))
+    };
+    if !has_flag("vmx") && !has_flag("svm") {
+        return Err("the host CPU shows neither vmx nor svm in /proc/cpuinfo".into());
+    }
+    if !module("kvm_intel") && !module("kvm_amd") {
+        return Err("/dev/kvm is served by neither kvm_intel nor kvm_amd".into());
+    }
+    Ok(())
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(test: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
@@ -224,3 +252,4 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub mod asm;
+pub mod fixtures;

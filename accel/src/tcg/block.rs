@@ -9,7 +9,9 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use super::fast_hash::FastHasher;
 use std::rc::Rc;
 
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
@@ -99,32 +101,7 @@ fn is_block_ending(i: &Instruction) -> bool {
     ) || tandem_target_x86_64::system::handles(i.mnemonic())
 }
 
-/// A multiply-rotate hasher for block keys (the FxHash recipe): the dispatcher looks blocks up
-/// tens of millions of times per second, and keys are not attacker-chosen hash-flooding
-/// material worth SipHash's cost (a guest choosing colliding RIPs only slows itself).
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-}
-
-type KeyMap<V> = HashMap<BlockKey, V, BuildHasherDefault<KeyHasher>>;
+type KeyMap<V> = HashMap<BlockKey, V, BuildHasherDefault<FastHasher>>;
 
 /// Entries of the jump cache: 64 pages' worth of 64 entries each, so that one page's entries
 /// are one contiguous run (QEMU's tb_jmp_cache layout) and INVLPG clears just that run.

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use tandem_softmmu::irq::LocalApic;
 use tandem_softmmu::AddressSpace;
+
+use super::fast_hash::PageSet;
 use tandem_target_x86_64::memory::{Access, LinearMemory, PhysicalMemory};
 use tandem_target_x86_64::paging::{self, Privilege};
 use tandem_target_x86_64::{CpuState, Fault};
@@ -41,7 +43,7 @@ pub struct MemoryState {
     /// The TLBs compiled code probes (linear to host RAM): supervisor, user.
     pub fast: [FastTlb; 2],
     /// Physical page numbers holding translated code.
-    pub code_pages: HashSet<u64>,
+    pub code_pages: PageSet,
     /// Large pages (linear base, size) with pieces in the TLBs, for INVLPG.
     pub large_pages: HashSet<(u64, u64)>,
     /// Code pages stores hit since the engine last looked: their translations must go.
@@ -122,10 +124,14 @@ impl MemoryState {
 
     /// Records that physical page `page` holds translated code: stores to it must take the
     /// slow path from now on, so that they are seen.
-    pub fn add_code_page(&mut self, page: u64) {
+    /// `host` is where the page is in host memory, if it is RAM.
+    pub fn add_code_page(&mut self, page: u64, host: Option<*mut u8>) {
         if self.code_pages.insert(page) {
             for f in &mut self.fast {
-                f.flush_writes();
+                match host {
+                    Some(h) => f.revoke_writes_to(h),
+                    None => f.flush_writes(),
+                }
             }
         }
     }
@@ -152,7 +158,11 @@ impl Linear<'_> {
         let write = access == Access::Write;
         if access != Access::Execute {
             if let Some(page) = self.state.tlb.lookup(addr, user, write) {
-                return Ok((page << 12) | (addr & 0xfff));
+                let phys = (page << 12) | (addr & 0xfff);
+                // The fast TLB may have lost this page (to a conflict, or its write permission
+                // to a new code page elsewhere): put it back, or compiled code keeps coming here.
+                self.fill_fast(addr, phys, user, write);
+                return Ok(phys);
             }
         }
         let who = if user {
@@ -167,16 +177,21 @@ impl Linear<'_> {
                 let base = addr & !(t.page_size - 1);
                 self.state.large_pages.insert((base, t.page_size));
             }
-            let host = match self.state.apic_page {
-                Some(page) if page == t.phys >> 12 => None,
-                _ => self.space.ram_page_host(t.phys),
-            };
-            if let Some(host) = host {
-                let writable = write && !self.state.code_pages.contains(&(t.phys >> 12));
-                self.state.fast[usize::from(user)].fill(addr, host, writable);
-            }
+            self.fill_fast(addr, t.phys, user, write);
         }
         Ok(t.phys)
+    }
+
+    /// Enters `addr` -> `phys` in the fast TLB of `user`'s privilege if it is plain RAM (not
+    /// the APIC page); stores allowed if `write` and no translated code is on the page.
+    fn fill_fast(&mut self, addr: u64, phys: u64, user: bool, write: bool) {
+        if self.state.apic_page == Some(phys >> 12) {
+            return;
+        }
+        if let Some(host) = self.space.ram_page_host(phys) {
+            let writable = write && !self.state.code_pages.contains(&(phys >> 12));
+            self.state.fast[usize::from(user)].fill(addr, host, writable);
+        }
     }
 
     /// Reads `buf.len()` bytes at linear `addr` (page-crossing handled), MMIO included.

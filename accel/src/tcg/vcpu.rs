@@ -571,7 +571,8 @@ impl TcgVcpu {
                 let used = if len > page_bytes { 2 } else { 1 };
                 let pages: Vec<u64> = frames[..used].iter().flatten().copied().collect();
                 for p in &pages {
-                    linear.state.add_code_page(*p);
+                    let host = linear.space.ram_page_host(*p << 12);
+                    linear.state.add_code_page(*p, host);
                 }
                 self.stats.decode_nanos += started.elapsed().as_nanos() as u64;
                 if self.config.trace.in_asm {

@@ -101,6 +101,16 @@ impl FastTlb {
         }
     }
 
+    /// Forgets store permission for every linear page mapped to host page `host_page` (its
+    /// guest page now holds translated code, whose writes must be seen).
+    pub fn revoke_writes_to(&mut self, host_page: *mut u8) {
+        for e in &mut self.entries {
+            if e.write_tag != INVALID && e.write_tag.wrapping_add(e.addend) == host_page as u64 {
+                e.write_tag = INVALID;
+            }
+        }
+    }
+
     /// Forgets store permission everywhere (a page became a code page).
     pub fn flush_writes(&mut self) {
         for e in &mut self.entries {
