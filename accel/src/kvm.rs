@@ -11,6 +11,7 @@
 
 mod cpuid;
 mod exits;
+mod gsi_routing;
 mod irqchip;
 mod kick;
 mod state;
@@ -85,6 +86,8 @@ impl KvmAccelerator {
         }
         let irq = if config.kernel_irqchip {
             vm.create_irq_chip().map_err(host("KVM_CREATE_IRQCHIP"))?;
+            // KVM's default routing puts the PIT on I/O APIC pin 0; the MADT says pin 2.
+            gsi_routing::install(&vm)?;
             let pit = kvm_pit_config {
                 flags: KVM_PIT_SPEAKER_DUMMY,
                 ..Default::default()

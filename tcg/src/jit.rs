@@ -8,7 +8,8 @@
 //!
 //! Guest memory accesses probe the [`fast_tlb`] inline and call the helpers only on a miss.
 //!
-//! Blocks chain to their successors with tail calls ([`chain`]).
+//! Blocks chain to their successors with tail calls ([`chain`]); a successor not linked is
+//! looked up in the vCPU's [`jump_table`] before returning to the dispatcher.
 //!
 //! Known warts (first version): every guest register access is a context load/store (no SSA
 //! caching across instructions yet), and lazy flags are computed by a helper when read.
@@ -18,6 +19,7 @@ mod code_buffer;
 mod compiler;
 mod emitter;
 pub mod fast_tlb;
+pub mod jump_table;
 
 pub use code_buffer::CodeBuffer;
 pub use compiler::{CompiledBlock, Compiler, CompilerStats};

@@ -11,6 +11,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+use tandem_tcg::jit::jump_table::{self, JumpTable};
+
 use super::fast_hash::FastHasher;
 use std::rc::Rc;
 
@@ -47,6 +49,8 @@ pub struct Block {
     pub queued: Cell<bool>,
     /// Successor links of its compiled code.
     pub chain: tandem_tcg::jit::chain::ChainSlots,
+    /// Its mode in the jump table ([`VirtKey::table_key`]), set when it is cached.
+    pub mode_key: Cell<u64>,
 }
 
 impl Block {
@@ -88,6 +92,7 @@ pub fn form(bytes: &[u8], rip: u64, bitness: u32, page_bytes: usize) -> Block {
         not_compilable: Cell::new(false),
         queued: Cell::new(false),
         chain: tandem_tcg::jit::chain::ChainSlots::new(rip),
+        mode_key: Cell::new(0),
     }
 }
 
@@ -103,12 +108,6 @@ fn is_block_ending(i: &Instruction) -> bool {
 
 type KeyMap<V> = HashMap<BlockKey, V, BuildHasherDefault<FastHasher>>;
 
-/// Entries of the jump cache: 64 pages' worth of 64 entries each, so that one page's entries
-/// are one contiguous run (QEMU's tb_jmp_cache layout) and INVLPG clears just that run.
-const JUMP_CACHE: usize = 4096;
-/// Entries per page in the jump cache.
-const JUMP_PER_PAGE: usize = 64;
-
 /// What the jump cache is keyed by: the virtual side of [`BlockKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VirtKey {
@@ -118,6 +117,14 @@ pub struct VirtKey {
     pub cs_base: u64,
     /// Code size | CPL << 8.
     pub mode: u32,
+}
+
+impl VirtKey {
+    /// The block mode as the jump table keys it: CS base and mode (never 0: the code size is
+    /// in the mode).
+    pub fn table_key(&self) -> u64 {
+        (self.cs_base << 16) | u64::from(self.mode & 0xffff)
+    }
 }
 
 /// Blocks by key, with QEMU's jump cache in front: a direct-mapped table by virtual PC that
@@ -133,12 +140,17 @@ pub struct BlockCache {
     /// memory until [`BlockCache::release_retired`], when the dispatcher has control.
     retired: Vec<Rc<Block>>,
     jump: Vec<Option<(VirtKey, Rc<Block>)>>,
+    /// What compiled code consults for successors not in its chain slots: the whole-compiled
+    /// blocks of the jump cache, by the same index.
+    pub jump_table: Box<JumpTable>,
     /// Blocks decoded so far.
     pub translated: u64,
     /// Whole-cache flushes (the code buffer filled up).
     pub flushes: u64,
     /// Pages invalidated because code on them was written.
     pub page_invalidations: u64,
+    /// Whole jump-cache flushes (TLB flushes, invalidations).
+    pub jump_flushes: u64,
 }
 
 impl Default for BlockCache {
@@ -147,30 +159,20 @@ impl Default for BlockCache {
             map: KeyMap::default(),
             by_page: HashMap::new(),
             retired: Vec::new(),
-            jump: vec![None; JUMP_CACHE],
+            jump: vec![None; jump_table::ENTRIES],
+            jump_table: JumpTable::new(),
             translated: 0,
             flushes: 0,
             page_invalidations: 0,
+            jump_flushes: 0,
         }
     }
-}
-
-/// The first jump-cache entry of the page holding `rip`.
-fn jump_page(rip: u64) -> usize {
-    let page = (rip >> 12) ^ (rip >> 18);
-    (page as usize % (JUMP_CACHE / JUMP_PER_PAGE)) * JUMP_PER_PAGE
-}
-
-fn jump_slot(rip: u64) -> usize {
-    // Blocks start at any byte of the page: spread them by the low bits.
-    let within = ((rip ^ (rip >> 6)) as usize) & (JUMP_PER_PAGE - 1);
-    jump_page(rip) + within
 }
 
 impl BlockCache {
     /// The block at `key` through the jump cache, if it is there.
     pub fn get_fast(&self, key: &VirtKey) -> Option<Rc<Block>> {
-        match &self.jump[jump_slot(key.rip)] {
+        match &self.jump[jump_table::index(key.rip)] {
             Some((k, b)) if k == key => Some(b.clone()),
             _ => None,
         }
@@ -178,20 +180,23 @@ impl BlockCache {
 
     /// Remembers `block` in the jump cache.
     pub fn remember(&mut self, key: VirtKey, block: &Rc<Block>) {
-        self.jump[jump_slot(key.rip)] = Some((key, block.clone()));
+        self.jump[jump_table::index(key.rip)] = Some((key, block.clone()));
     }
 
     /// Forgets the jump cache (the TLB was flushed: virtual-to-physical may have changed).
     pub fn flush_jump_cache(&mut self) {
+        self.jump_flushes += 1;
         self.jump.fill(None);
+        self.jump_table.flush();
     }
 
     /// Forgets the jump-cache entries of the page holding linear `addr` and of the page
     /// before it (whose last block may cross into it): INVLPG of that page.
     pub fn flush_jump_page(&mut self, addr: u64) {
         for page in [addr, addr.wrapping_sub(4096)] {
-            let first = jump_page(page);
-            self.jump[first..first + JUMP_PER_PAGE].fill(None);
+            let first = jump_table::page_index(page);
+            self.jump[first..first + jump_table::PER_PAGE].fill(None);
+            self.jump_table.flush_page(page);
         }
     }
 

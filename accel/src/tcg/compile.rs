@@ -56,6 +56,10 @@ pub struct Job {
     pub slots: u64,
     /// Address of the vCPU's exit-request flag.
     pub exit_request: u64,
+    /// Address of the vCPU's jump table.
+    pub jump_table: u64,
+    /// The block's mode key in the jump table (CS base and mode).
+    pub mode_key: u64,
 }
 
 /// Emits and compiles `job` with `compiler`.
@@ -72,7 +76,7 @@ pub fn compile(compiler: &mut Compiler, job: &Job) -> Result<CompiledBlock, JitE
             }
         }
         if job.whole {
-            jb.finish_chained(job.slots);
+            jb.finish_chained(job.slots, Some((job.jump_table, job.mode_key)));
         } else {
             jb.finish(EXIT_NORMAL);
         }

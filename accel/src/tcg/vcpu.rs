@@ -239,6 +239,8 @@ impl TcgVcpu {
             whole: n == block.insns.len(),
             slots: block.chain.address(),
             exit_request: self.exit_request.as_ptr() as u64,
+            jump_table: self.blocks.jump_table.address(),
+            mode_key: block.mode_key.get(),
         })
     }
 
@@ -583,6 +585,7 @@ impl TcgVcpu {
                     t.push('\n');
                     log::write(&t);
                 }
+                block.mode_key.set(vkey.table_key());
                 self.blocks.insert(key, block, &pages)
             }
         };
@@ -613,6 +616,11 @@ impl TcgVcpu {
             },
         };
         self.link_from_pending(&block);
+        if let Some(code) = block.whole_code() {
+            self.blocks
+                .jump_table
+                .insert(rip, block.mode_key.get(), code.address());
+        }
         self.stats.blocks_run += 1;
         if self.config.trace.cpu {
             self.ctx.sync_flags();
@@ -896,6 +904,13 @@ impl Vcpu for TcgVcpu {
                 100.0 * s.tlb_hits as f64 / lookups as f64
             },
             s.events_delivered
+        );
+        let _ = writeln!(
+            r,
+            "  code pages {} (pages whose translations a write dropped {})  jump-cache flushes {}",
+            self.mem.code_pages.len(),
+            self.blocks.page_invalidations,
+            self.blocks.jump_flushes
         );
         if let Some(c) = self.compiler_stats() {
             let per_block = c.nanos.checked_div(c.blocks).unwrap_or(0);

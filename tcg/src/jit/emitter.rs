@@ -252,9 +252,11 @@ impl<'a> JitBuilder<'a> {
     }
 
     /// Ends the function normally, chaining to a linked successor through `slots` (the
-    /// block's [`ChainSlots`](crate::jit::chain::ChainSlots)) unless an exit is requested.
-    /// Without chaining in the ABI this is `finish(EXIT_NORMAL)`.
-    pub fn finish_chained(&mut self, slots: u64) {
+    /// block's [`ChainSlots`](crate::jit::chain::ChainSlots)) unless an exit is requested;
+    /// failing that, through the vCPU's [`JumpTable`](crate::jit::jump_table::JumpTable) at
+    /// `lookup.0` for the successor in this block's mode `lookup.1`. Without chaining in the
+    /// ABI this is `finish(EXIT_NORMAL)`.
+    pub fn finish_chained(&mut self, slots: u64, lookup: Option<(u64, u64)>) {
         use crate::jit::chain;
         if self.abi.exit_request == 0 || self.sig_tail.is_none() {
             self.finish(crate::jit::EXIT_NORMAL);
@@ -284,17 +286,11 @@ impl<'a> JitBuilder<'a> {
             self.fb.seal_block(go);
             self.fb.seal_block(next);
             self.fb.switch_to_block(go);
-            let hops_off = self.abi.chain_hops_offset;
-            let hops = self.fb.ins().load(types::I64, state_flags(), ctx, hops_off);
-            let hops = self.fb.ins().iadd_imm_s(hops, 1i64);
-            self.fb.ins().store(state_flags(), hops, ctx, hops_off);
-            let code = self
-                .fb
-                .ins()
-                .load(types::I64, state_flags(), base, chain::code_offset(i));
-            let sig = self.sig_tail.unwrap_or(self.sig_helper);
-            self.fb.ins().return_call_indirect(sig, code, &[ctx]);
+            self.hop_to(base, chain::code_offset(i));
             self.fb.switch_to_block(next);
+        }
+        if let Some((table, key)) = lookup {
+            self.jump_table_probe(rip, table, key);
         }
         self.fb.ins().jump(ret, &[]);
         self.fb.seal_block(ret);
@@ -303,6 +299,61 @@ impl<'a> JitBuilder<'a> {
         let addr = self.iconst(slots);
         self.fb.ins().store(state_flags(), addr, ctx, last);
         self.finish(crate::jit::EXIT_NORMAL);
+    }
+}
+
+impl JitBuilder<'_> {
+    /// Counts a hop and tail-calls the code whose address is at `base + offset`.
+    fn hop_to(&mut self, base: Value, offset: i32) {
+        let (ctx, hops_off) = (self.ctx, self.abi.chain_hops_offset);
+        let hops = self.fb.ins().load(types::I64, state_flags(), ctx, hops_off);
+        let hops = self.fb.ins().iadd_imm_s(hops, 1i64);
+        self.fb.ins().store(state_flags(), hops, ctx, hops_off);
+        let code = self.fb.ins().load(types::I64, state_flags(), base, offset);
+        let sig = self.sig_tail.unwrap_or(self.sig_helper);
+        self.fb.ins().return_call_indirect(sig, code, &[ctx]);
+    }
+
+    /// Tail-calls the code the jump table records for `rip` in mode `key`, if any; falls
+    /// through otherwise. The index is [`jump_table::index`](crate::jit::jump_table::index).
+    fn jump_table_probe(&mut self, rip: Value, table: u64, key: u64) {
+        use crate::jit::jump_table as jt;
+        let p12 = self.fb.ins().ushr_imm_u(rip, 12);
+        let p18 = self.fb.ins().ushr_imm_u(rip, 18);
+        let page = self.fb.ins().bxor(p12, p18);
+        let pages = (jt::ENTRIES / jt::PER_PAGE - 1) as i64;
+        let page = self.fb.ins().band_imm_u(page, pages);
+        let page = self
+            .fb
+            .ins()
+            .ishl_imm_u(page, jt::PER_PAGE.trailing_zeros() as i64);
+        let r6 = self.fb.ins().ushr_imm_u(rip, 6);
+        let within = self.fb.ins().bxor(rip, r6);
+        let within = self.fb.ins().band_imm_u(within, (jt::PER_PAGE - 1) as i64);
+        let index = self.fb.ins().bor(page, within);
+        let off = self.fb.ins().ishl_imm_u(index, i64::from(jt::ENTRY_SHIFT));
+        let base = self.iconst(table);
+        let entry = self.fb.ins().iadd(base, off);
+        let e_rip = self
+            .fb
+            .ins()
+            .load(types::I64, state_flags(), entry, jt::RIP);
+        let e_key = self
+            .fb
+            .ins()
+            .load(types::I64, state_flags(), entry, jt::KEY);
+        let rip_ok = self.fb.ins().icmp(IntCC::Equal, e_rip, rip);
+        let want = self.iconst(key);
+        let key_ok = self.fb.ins().icmp(IntCC::Equal, e_key, want);
+        let hit = self.fb.ins().band(rip_ok, key_ok);
+        let go = self.fb.create_block();
+        let miss = self.fb.create_block();
+        self.fb.ins().brif(hit, go, &[], miss, &[]);
+        self.fb.seal_block(go);
+        self.fb.seal_block(miss);
+        self.fb.switch_to_block(go);
+        self.hop_to(entry, jt::CODE);
+        self.fb.switch_to_block(miss);
     }
 }
 
