@@ -17,7 +17,7 @@ use super::stub_cache::stub_for;
 use crate::context::{CR0, CR4, FP_SCRATCH};
 use crate::cpu_state::bits;
 use crate::exception::vector;
-use crate::semantics::operand::{effective_address, linear, read_reg};
+use crate::semantics::operand::{effective_address, linear, read_reg, require_aligned};
 use crate::semantics::translate::{Dc, Flow, Untranslated};
 
 /// Raises `v` when `state[offset] & mask` is non-zero (or zero, with `when_clear`).
@@ -127,14 +127,7 @@ pub fn translate<B: Builder>(
             effective_address(b, dc, i)
         };
         if m.aligned {
-            let fifteen = b.imm(15);
-            let low = b.and(addr, fifteen);
-            let zero = b.imm(0);
-            let bad = b.icmp(Cond::Ne, low, zero);
-            b.if_then(bad, |b| {
-                let code = b.imm(0);
-                Err(b.raise(vector::GP, Some(code)))
-            })?;
+            require_aligned(b, addr, 16)?;
         }
         if m.read || (m.write && plan.whole_image) {
             stage_in(b, addr, m.size)?;

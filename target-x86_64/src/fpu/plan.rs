@@ -66,15 +66,14 @@ const ARITH: u32 = RflagsBits::OF
     | RflagsBits::CF
     | RflagsBits::PF;
 
-/// CPUID features whose instructions run on the host this way.
-fn host_executable(f: CpuidFeature) -> bool {
+/// The floating-point and vector features whose instructions run on the host this way.
+fn floating_point(f: CpuidFeature) -> bool {
     use CpuidFeature as F;
     matches!(
         f,
         F::FPU
             | F::FPU287
             | F::FPU387
-            | F::CMOV
             | F::MMX
             | F::SSE
             | F::SSE2
@@ -82,8 +81,14 @@ fn host_executable(f: CpuidFeature) -> bool {
             | F::SSSE3
             | F::SSE4_1
             | F::SSE4_2
-            | F::INTEL8086
-            | F::INTEL386
+    )
+}
+
+/// Features an instruction may need besides those: FCMOVcc/FCOMI's CMOV, and the baseline.
+fn also_offered(f: CpuidFeature) -> bool {
+    matches!(
+        f,
+        CpuidFeature::CMOV | CpuidFeature::INTEL8086 | CpuidFeature::INTEL386
     )
 }
 
@@ -100,23 +105,10 @@ pub fn is_host_executed(i: &Instruction) -> bool {
         return false;
     }
     let features = i.cpuid_features();
-    let fp = features.iter().any(|f| {
-        use CpuidFeature as F;
-        matches!(
-            f,
-            F::FPU
-                | F::FPU287
-                | F::FPU387
-                | F::MMX
-                | F::SSE
-                | F::SSE2
-                | F::SSE3
-                | F::SSSE3
-                | F::SSE4_1
-                | F::SSE4_2
-        )
-    });
-    fp && features.iter().all(|f| host_executable(*f))
+    features.iter().any(|f| floating_point(*f))
+        && features
+            .iter()
+            .all(|f| floating_point(*f) || also_offered(*f))
 }
 
 /// True for SSE m128 forms that take unaligned operands.

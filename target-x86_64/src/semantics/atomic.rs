@@ -20,10 +20,11 @@ use tandem_tcg::{Builder, Cond, Width};
 
 use super::bits::accumulator;
 use super::flag_ops::set_cc;
-use super::operand::{effective_address, op_width, read_op, read_reg, write_op, write_reg};
+use super::operand::{
+    effective_address, op_width, read_op, read_reg, require_aligned, write_op, write_reg,
+};
 use super::partial::{to_flag, update_flags, write_reg_if};
 use super::translate::{Dc, Flow, Untranslated};
-use crate::exception::vector;
 use crate::flags::{bit, CcKind};
 
 type Outcome = Result<Flow, Untranslated>;
@@ -98,14 +99,7 @@ pub fn cmpxchg_wide<B: Builder>(b: &mut B, dc: &Dc, i: &Instruction) -> Result<O
     };
     let addr = effective_address(b, dc, i);
     if wide {
-        let m = b.imm(15);
-        let mis = b.and(addr, m);
-        let z = b.imm(0);
-        let bad = b.icmp(Cond::Ne, mis, z);
-        b.if_then(bad, |b| {
-            let code = b.imm(0);
-            Err(b.raise(vector::GP, Some(code)))
-        })?;
+        require_aligned(b, addr, 16)?;
     }
     let step = b.imm(half.bytes() as u64);
     let addr_hi = b.add(addr, step);

@@ -2,7 +2,7 @@
 //! operands (effective address, segment base, address size).
 
 use iced_x86::{Instruction, OpKind, Register};
-use tandem_tcg::{Builder, Width};
+use tandem_tcg::{Builder, Cond, Width};
 
 use super::translate::Dc;
 use crate::context::{gpr_offset, seg_base_offset};
@@ -93,6 +93,19 @@ pub fn operand_offset<B: Builder>(b: &mut B, dc: &Dc, i: &Instruction) -> B::Val
         addr = b.zext(addr, w);
     }
     addr
+}
+
+/// Raises #GP(0) unless `addr` is a multiple of `align` (a power of two): the 16-byte
+/// operands of CMPXCHG16B and legacy SSE.
+pub fn require_aligned<B: Builder>(b: &mut B, addr: B::Value, align: u64) -> Result<(), B::Trap> {
+    let m = b.imm(align - 1);
+    let low = b.and(addr, m);
+    let zero = b.imm(0);
+    let bad = b.icmp(Cond::Ne, low, zero);
+    b.if_then(bad, |b| {
+        let code = b.imm(0);
+        Err(b.raise(crate::exception::vector::GP, Some(code)))
+    })
 }
 
 /// Width of operand `n`.
