@@ -174,7 +174,8 @@ fn a_guest_finds_the_rsdp_and_reads_the_madt() {
         puts(a, "no valid ACPI tables\n");
         exit(a, 1);
     });
-    on_every_engine(
+    on_engines(
+        engines,
         "a_guest_finds_the_rsdp_and_reads_the_madt",
         &elf64(&code, LOAD64),
         &[],
@@ -232,7 +233,8 @@ fn acpi_power_off_by_the_guest_ends_the_process_with_status_0() {
         puts(a, "no valid ACPI tables\n");
         exit(a, 1);
     });
-    on_every_engine(
+    on_engines(
+        engines,
         "acpi_power_off_by_the_guest_ends_the_process_with_status_0",
         &elf64(&code, LOAD64),
         &[],

@@ -9,17 +9,11 @@ mod guest_support;
 
 use common::asm::{exit, puts};
 use common::*;
+use guest_support::apic::*;
 use guest_support::*;
 use iced_x86::code_asm::*;
 
-const IDT: u64 = 0x30_0000;
-const LAPIC: u64 = 0xfee0_0000;
-const IOAPIC: u64 = 0xfec0_0000;
-const SPURIOUS: u64 = 0xff;
-
-/// xAPIC registers.
-const SVR: u32 = 0xf0;
-const EOI: u32 = 0xb0;
+/// xAPIC timer registers.
 const LVT_TIMER: u32 = 0x320;
 const TIMER_INITIAL: u32 = 0x380;
 const TIMER_CURRENT: u32 = 0x390;
@@ -28,25 +22,6 @@ const TIMER_DIVIDE: u32 = 0x3e0;
 const PERIODIC: u32 = 1 << 17;
 const TSC_DEADLINE: u32 = 2 << 17;
 const MASKED: u32 = 1 << 16;
-
-/// Writes `value` to the xAPIC register `reg`. Clobbers RDI.
-fn lapic_write(a: &mut CodeAssembler, reg: u32, value: u32) {
-    a.mov(rdi, LAPIC + u64::from(reg)).unwrap();
-    a.mov(dword_ptr(rdi), value).unwrap();
-}
-
-/// Reads the xAPIC register `reg` into EAX. Clobbers RDI.
-fn lapic_read(a: &mut CodeAssembler, reg: u32) {
-    a.mov(rdi, LAPIC + u64::from(reg)).unwrap();
-    a.mov(eax, dword_ptr(rdi)).unwrap();
-}
-
-/// Writes I/O APIC register `index`. Clobbers RDI.
-fn ioapic_write(a: &mut CodeAssembler, index: u32, value: u32) {
-    a.mov(rdi, IOAPIC).unwrap();
-    a.mov(dword_ptr(rdi), index).unwrap();
-    a.mov(dword_ptr(rdi + 0x10), value).unwrap();
-}
 
 /// RAX := the 64-bit TSC. Clobbers RDX.
 fn rdtsc64(a: &mut CodeAssembler) {
@@ -58,13 +33,9 @@ fn rdtsc64(a: &mut CodeAssembler) {
 /// The IDT with `gates` and a spurious-vector gate, the 8259 fully masked, the local APIC
 /// software-enabled with spurious vector 0xff. Clobbers RAX, RDX, RDI.
 fn setup(a: &mut CodeAssembler, gates: &[(u64, CodeLabel)], spurious: CodeLabel) {
-    for &(vector, handler) in gates {
-        set_gate64(a, IDT, vector, handler);
-    }
-    set_gate64(a, IDT, SPURIOUS, spurious);
-    load_idt64(a, IDT + 0x1000, IDT, 0xfff);
+    setup_idt(a, gates, spurious);
     init_pics(a, 0xff);
-    lapic_write(a, SVR, 0x100 | SPURIOUS as u32);
+    lapic_enable(a);
 }
 
 /// An interrupt handler at `label` that increments R15 and ends the interrupt with an EOI
@@ -78,30 +49,10 @@ fn counting_handler(a: &mut CodeAssembler, label: &mut CodeLabel) {
     a.iretq().unwrap();
 }
 
-/// The spurious-vector handler: no EOI (SDM 11.9).
-fn spurious_handler(a: &mut CodeAssembler, label: &mut CodeLabel) {
-    a.set_label(label).unwrap();
-    a.iretq().unwrap();
-}
-
-/// `hlt` until R15 reaches `count`, counting the wake-ups in R13.
-fn halt_until(a: &mut CodeAssembler, count: u32) {
-    let mut wait = a.create_label();
-    a.xor(r13d, r13d).unwrap();
-    a.xor(r15d, r15d).unwrap();
-    a.sti().unwrap();
-    a.set_label(&mut wait).unwrap();
-    a.hlt().unwrap();
-    a.inc(r13d).unwrap();
-    a.cmp(r15d, count).unwrap();
-    a.jb(wait).unwrap();
-    a.cli().unwrap();
-}
-
 /// Halts until the timer's one interrupt, then jumps to `early` if the TSC is below R12 (the
 /// deadline) and to `woke_twice` if HLT was left other than for that interrupt.
 fn halt_for_one_interrupt(a: &mut CodeAssembler, early: CodeLabel, woke_twice: CodeLabel) {
-    halt_until(a, 1);
+    halt_until(a, 1, Some(r13d));
     rdtsc64(a);
     a.cmp(rax, r12).unwrap();
     a.jb(early).unwrap();
@@ -109,16 +60,9 @@ fn halt_for_one_interrupt(a: &mut CodeAssembler, early: CodeLabel, woke_twice: C
     a.jne(woke_twice).unwrap();
 }
 
-/// Prints `why` and exits with 1 when jumped to.
-fn fail(a: &mut CodeAssembler, label: &mut CodeLabel, why: &str) {
-    a.set_label(label).unwrap();
-    puts(a, why);
-    exit(a, 1);
-}
-
 fn run(test: &str, image: &[u8], stdout: &str, code: i32) {
     on_engines(
-        tcg_engines(test),
+        tcg_engines,
         test,
         image,
         &[],
@@ -140,7 +84,7 @@ fn periodic_lapic_timer_interrupts_wake_hlt() {
         lapic_write(a, LVT_TIMER, 0x40 | PERIODIC);
         // 2 ms at the timer's 1 GHz input clock, divided by 1.
         lapic_write(a, TIMER_INITIAL, 2_000_000);
-        halt_until(a, 5);
+        halt_until(a, 5, Some(r13d));
         lapic_write(a, LVT_TIMER, MASKED);
         puts(a, "five periodic ticks\n");
         exit(a, 0x40);
@@ -248,13 +192,12 @@ fn pit_interrupts_reach_the_guest_through_the_ioapic_with_the_pic_masked() {
         // The 8259's IRQ 0 vector, which must never come: the PIC is masked.
         setup(a, &[(0x30, timer), (0x20, via_pic)], spurious);
         // ISA IRQ 0 is GSI 2 (the MADT's override): vector 0x30, edge, to APIC ID 0.
-        ioapic_write(a, 0x10 + 2 * 2, 0x30);
-        ioapic_write(a, 0x11 + 2 * 2, 0);
+        ioapic_route(a, 2, 0x30);
         // PIT counter 0, mode 2, 11932 (about 10 ms).
         outb(a, 0x43, 0x34);
         outb(a, 0x40, (11932 & 0xff) as u8);
         outb(a, 0x40, (11932 >> 8) as u8);
-        halt_until(a, 3);
+        halt_until(a, 3, Some(r13d));
         puts(a, "three ioapic ticks\n");
         exit(a, 0x30);
         fail(a, &mut via_pic, "the masked PIC delivered IRQ 0\n");

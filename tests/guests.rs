@@ -16,7 +16,8 @@ fn long_mode_guest_prints_and_exits_with_its_code() {
         exit(a, 0x2a);
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "long_mode_guest_prints_and_exits_with_its_code",
         &image,
         &[],
@@ -55,7 +56,8 @@ fn multiboot_guest_gets_magic_and_command_line() {
         exit(a, 0x55);
     });
     let image = multiboot_aout(&code, LOAD32);
-    on_every_engine(
+    on_engines(
+        engines,
         "multiboot_guest_gets_magic_and_command_line",
         &image,
         &["-append", "console=ttyS0 quiet"],
@@ -103,7 +105,8 @@ fn pit_interrupts_reach_a_halted_guest_through_the_pic() {
         a.iretq().unwrap();
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "pit_interrupts_reach_a_halted_guest_through_the_pic",
         &image,
         &[],
@@ -133,7 +136,8 @@ fn unassigned_mmio_reads_all_ones_and_the_guest_continues() {
         exit(a, 4);
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "unassigned_mmio_reads_all_ones_and_the_guest_continues",
         &image,
         &[],
@@ -159,7 +163,8 @@ fn triple_fault_with_no_reboot_stops_the_machine() {
         triple_fault(a);
     });
     let image = elf64(&code, LOAD64);
-    let runs = on_every_engine(
+    let runs = on_engines(
+        engines,
         "triple_fault_with_no_reboot_stops_the_machine",
         &image,
         &["-no-reboot"],
@@ -200,7 +205,8 @@ fn reset_guest(reset: impl Fn(&mut CodeAssembler)) -> Vec<u8> {
 #[test]
 fn triple_fault_resets_the_machine_and_cmos_survives() {
     let image = elf64(&reset_guest(triple_fault), LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "triple_fault_resets_the_machine_and_cmos_survives",
         &image,
         &[],
@@ -221,7 +227,8 @@ fn keyboard_controller_reset_reboots_the_guest() {
         }),
         LOAD64,
     );
-    on_every_engine(
+    on_engines(
+        engines,
         "keyboard_controller_reset_reboots_the_guest",
         &image,
         &[],
@@ -231,7 +238,8 @@ fn keyboard_controller_reset_reboots_the_guest() {
             status: debug_exit_status(0x21),
         },
     );
-    let runs = on_every_engine(
+    let runs = on_engines(
+        engines,
         "keyboard_controller_reset_with_no_reboot_stops",
         &image,
         &["-no-reboot"],
@@ -283,7 +291,8 @@ fn serial_input_reaches_the_guest() {
         exit(a, 5);
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "serial_input_reaches_the_guest",
         &image,
         &[],
@@ -316,7 +325,7 @@ fn kvm_internal_error_ends_the_run_with_a_register_dump() {
     });
     let image = elf64(&code, LOAD64);
     let runs = on_engines(
-        kvm_engines("kvm_internal_error_ends_the_run_with_a_register_dump"),
+        kvm_engines,
         "kvm_internal_error_ends_the_run_with_a_register_dump",
         &image,
         &[],
@@ -358,7 +367,8 @@ fn cpuid_reports_the_tandem_hypervisor_signature() {
         exit(a, 0);
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "cpuid_reports_the_tandem_hypervisor_signature",
         &image,
         &[],
@@ -383,7 +393,8 @@ fn mem_path_backs_guest_ram_with_a_file() {
     let dir = scratch("mem_path");
     let ram = dir.join("ram");
     let ram = ram.to_str().unwrap();
-    on_every_engine(
+    on_engines(
+        engines,
         "mem_path_backs_guest_ram_with_a_file",
         &image,
         &["-mem-path", ram],
@@ -428,7 +439,8 @@ fn self_modifying_code_is_seen_at_once() {
         exit(a, 0x3c);
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "self_modifying_code_is_seen_at_once",
         &image,
         &[],
@@ -518,7 +530,8 @@ fn popf_enabling_interrupts_takes_a_pending_one_at_once() {
         a.iretq().unwrap();
     });
     let image = elf64(&code, LOAD64);
-    on_every_engine(
+    on_engines(
+        engines,
         "popf_enabling_interrupts_takes_a_pending_one_at_once",
         &image,
         &[],

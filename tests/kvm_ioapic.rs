@@ -9,16 +9,10 @@ mod guest_support;
 
 use common::asm::{exit, puts};
 use common::*;
+use guest_support::apic::*;
 use guest_support::*;
 use iced_x86::code_asm::*;
 
-const IDT: u64 = 0x30_0000;
-const LAPIC: u64 = 0xfee0_0000;
-const IOAPIC: u64 = 0xfec0_0000;
-const SPURIOUS: u64 = 0xff;
-/// xAPIC spurious-interrupt vector register and EOI register.
-const SVR: u32 = 0xf0;
-const EOI: u32 = 0xb0;
 /// COM1's interrupt enable and interrupt identification registers.
 const COM1_IER: u16 = 0x3f9;
 const COM1_IIR: u16 = 0x3fa;
@@ -33,7 +27,7 @@ fn in_kernel_irqchip(test: &str) -> Vec<Engine> {
 
 fn run(test: &str, code: &[u8], stdout: &str, status: u32) {
     on_engines(
-        in_kernel_irqchip(test),
+        in_kernel_irqchip,
         test,
         &elf64(code, LOAD64),
         &[],
@@ -43,52 +37,6 @@ fn run(test: &str, code: &[u8], stdout: &str, status: u32) {
             status: debug_exit_status(status as i32),
         },
     );
-}
-
-/// Writes `value` to the xAPIC register `reg`. Clobbers RDI.
-fn lapic_write(a: &mut CodeAssembler, reg: u32, value: u32) {
-    a.mov(rdi, LAPIC + u64::from(reg)).unwrap();
-    a.mov(dword_ptr(rdi), value).unwrap();
-}
-
-/// Points I/O APIC `pin` at `vector`: fixed delivery, edge, active high, unmasked, to APIC
-/// ID 0 (as Linux programs ISA lines). Clobbers RDI.
-fn ioapic_route(a: &mut CodeAssembler, pin: u32, vector: u32) {
-    for (index, value) in [(0x10 + 2 * pin, vector), (0x11 + 2 * pin, 0)] {
-        a.mov(rdi, IOAPIC).unwrap();
-        a.mov(dword_ptr(rdi), index).unwrap();
-        a.mov(dword_ptr(rdi + 0x10), value).unwrap();
-    }
-}
-
-/// The IDT with `gates` and a spurious-vector gate, and the local APIC software-enabled with
-/// spurious vector 0xff. Clobbers RAX, RDI.
-fn setup_idt_and_lapic(a: &mut CodeAssembler, gates: &[(u64, CodeLabel)], spurious: CodeLabel) {
-    for &(vector, handler) in gates {
-        set_gate64(a, IDT, vector, handler);
-    }
-    set_gate64(a, IDT, SPURIOUS, spurious);
-    load_idt64(a, IDT + 0x1000, IDT, 0xfff);
-    lapic_write(a, SVR, 0x100 | SPURIOUS as u32);
-}
-
-/// `sti; hlt` until R15 (counted by the handlers) reaches `count`, then `cli`.
-fn halt_until(a: &mut CodeAssembler, count: u32) {
-    let mut wait = a.create_label();
-    a.xor(r15d, r15d).unwrap();
-    a.sti().unwrap();
-    a.set_label(&mut wait).unwrap();
-    a.hlt().unwrap();
-    a.cmp(r15d, count).unwrap();
-    a.jb(wait).unwrap();
-    a.cli().unwrap();
-}
-
-/// Handlers at the end of the code: `label` prints `why` and exits with 1.
-fn fail(a: &mut CodeAssembler, label: &mut CodeLabel, why: &str) {
-    a.set_label(label).unwrap();
-    puts(a, why);
-    exit(a, 1);
 }
 
 /// Ends an interrupt from the I/O APIC (local APIC EOI) or the 8259 (non-specific EOI).
@@ -139,7 +87,7 @@ fn pit_reaches_ioapic_pin_2_as_the_madt_override_says() {
         outb(a, 0x43, 0x34);
         outb(a, 0x40, (11932 & 0xff) as u8);
         outb(a, 0x40, (11932 >> 8) as u8);
-        halt_until(a, 3);
+        halt_until(a, 3, None);
         puts(a, "three ticks on pin 2\n");
         exit(a, 0x30);
         fail(
@@ -149,8 +97,7 @@ fn pit_reaches_ioapic_pin_2_as_the_madt_override_says() {
         );
         fail(a, &mut via_pic, "the masked 8259 delivered IRQ 0\n");
         counting_handler(a, &mut pin2, Eoi::Lapic, |_| {});
-        a.set_label(&mut spurious).unwrap();
-        a.iretq().unwrap();
+        spurious_handler(a, &mut spurious);
     });
     run(
         "pit_reaches_ioapic_pin_2_as_the_madt_override_says",
@@ -179,7 +126,7 @@ fn serial_interrupt_guest(via: Eoi, vector: u64) -> Vec<u8> {
             }
         }
         outb(a, COM1_IER, 0x02);
-        halt_until(a, 1);
+        halt_until(a, 1, None);
         puts(a, "serial interrupt\n");
         exit(a, vector as u32);
         counting_handler(a, &mut uart, via, |a| {
@@ -187,8 +134,7 @@ fn serial_interrupt_guest(via: Eoi, vector: u64) -> Vec<u8> {
             a.in_(al, dx).unwrap();
             outb(a, COM1_IER, 0);
         });
-        a.set_label(&mut spurious).unwrap();
-        a.iretq().unwrap();
+        spurious_handler(a, &mut spurious);
     })
 }
 

@@ -7,6 +7,8 @@ use iced_x86::code_asm::*;
 
 use crate::common::*;
 
+pub mod apic;
+
 /// Where 64-bit test guests are loaded (ELF64) and entered.
 pub const LOAD64: u64 = 0x20_0000;
 /// Where multiboot test guests are loaded.
@@ -61,21 +63,10 @@ pub fn tcg_engines(test: &str) -> Vec<Engine> {
         .collect()
 }
 
-/// Runs `image` on every engine with `extra` arguments and `stdin`, checking `want`; returns
-/// each run's output for further checks.
-pub fn on_every_engine(
-    test: &str,
-    image: &[u8],
-    extra: &[&str],
-    stdin: &[u8],
-    want: Expect,
-) -> Vec<(String, std::process::Output)> {
-    on_engines(engines(test), test, image, extra, stdin, want)
-}
-
-/// As [`on_every_engine`], on the given engines.
+/// Runs `image` with `extra` arguments and `stdin` on the engines `select` picks for `test`
+/// ([`engines`] for every one), checking `want`; returns each run's output for further checks.
 pub fn on_engines(
-    list: Vec<Engine>,
+    select: fn(&str) -> Vec<Engine>,
     test: &str,
     image: &[u8],
     extra: &[&str],
@@ -83,7 +74,7 @@ pub fn on_engines(
     want: Expect,
 ) -> Vec<(String, std::process::Output)> {
     let mut outs = Vec::new();
-    for engine in list {
+    for engine in select(test) {
         let out = run_kernel(test, &engine, image, extra, stdin);
         let ctx = format!("[{} {}] stderr: {}", test, engine.name, stderr(&out));
         assert_eq!(stdout(&out), want.stdout, "{ctx}");
