@@ -176,7 +176,8 @@ impl Walk<'_> {
                     phys: base | (self.linear & (page_size - 1)),
                     page_size,
                     writable: writable || (!self.user && self.cpu.cr0 & bits::CR0_WP == 0),
-                    global: entry & G != 0,
+                    // G means something only with CR4.PGE (bit 7).
+                    global: entry & G != 0 && self.cpu.cr4 & (1 << 7) != 0,
                 });
             }
             table = entry

@@ -146,6 +146,9 @@ pub enum SystemOutcome {
     /// Paging changed (CR0.PG/WP, CR3, CR4 paging bits, EFER.NXE): flush the whole softmmu TLB
     /// (and translations keyed by it), then as [`SystemOutcome::EndBlock`].
     FlushTlb,
+    /// MOV to CR3: flush the translations of non-global pages (global ones, CR4.PGE, stay, as
+    /// on hardware), then as [`SystemOutcome::EndBlock`].
+    FlushNonGlobal,
     /// INVLPG of this linear address: flush at least that page's TLB entries, then end the
     /// block.
     InvalidatePage(u64),

@@ -139,7 +139,7 @@ pub struct BlockCache {
     /// invalidating write can come from the block itself): their chain slots must stay valid
     /// memory until [`BlockCache::release_retired`], when the dispatcher has control.
     retired: Vec<Rc<Block>>,
-    jump: Vec<Option<(VirtKey, Rc<Block>)>>,
+    jump: Vec<Option<(VirtKey, Rc<Block>, bool)>>,
     /// What compiled code consults for successors not in its chain slots: the whole-compiled
     /// blocks of the jump cache, by the same index.
     pub jump_table: Box<JumpTable>,
@@ -171,16 +171,29 @@ impl Default for BlockCache {
 
 impl BlockCache {
     /// The block at `key` through the jump cache, if it is there.
-    pub fn get_fast(&self, key: &VirtKey) -> Option<Rc<Block>> {
+    /// With it: whether its page is mapped global.
+    pub fn get_fast(&self, key: &VirtKey) -> Option<(Rc<Block>, bool)> {
         match &self.jump[jump_table::index(key.rip)] {
-            Some((k, b)) if k == key => Some(b.clone()),
+            Some((k, b, global)) if k == key => Some((b.clone(), *global)),
             _ => None,
         }
     }
 
-    /// Remembers `block` in the jump cache.
-    pub fn remember(&mut self, key: VirtKey, block: &Rc<Block>) {
-        self.jump[jump_table::index(key.rip)] = Some((key, block.clone()));
+    /// Remembers `block` in the jump cache; `global`: its page is mapped global.
+    pub fn remember(&mut self, key: VirtKey, block: &Rc<Block>, global: bool) {
+        self.jump[jump_table::index(key.rip)] = Some((key, block.clone(), global));
+    }
+
+    /// Forgets the jump-cache entries of pages not mapped global (a CR3 write: global
+    /// translations survive it, as in the CPU's TLB).
+    pub fn flush_jump_cache_non_global(&mut self) {
+        self.jump_flushes += 1;
+        for e in &mut self.jump {
+            if e.as_ref().is_some_and(|(_, _, global)| !global) {
+                *e = None;
+            }
+        }
+        self.jump_table.flush_non_global();
     }
 
     /// Forgets the jump cache (the TLB was flushed: virtual-to-physical may have changed).

@@ -16,7 +16,7 @@ use tandem_softmmu::AddressSpace;
 
 use super::fast_hash::PageSet;
 use tandem_target_x86_64::memory::{Access, LinearMemory, PhysicalMemory};
-use tandem_target_x86_64::paging::{self, Privilege};
+use tandem_target_x86_64::paging::{self, Privilege, Translation};
 use tandem_target_x86_64::{CpuState, Fault};
 
 use tandem_tcg::jit::fast_tlb::FastTlb;
@@ -180,6 +180,17 @@ impl Linear<'_> {
             self.fill_fast(addr, t.phys, user, write);
         }
         Ok(t.phys)
+    }
+
+    /// The page walk of an instruction fetch at `addr` with the current privilege (fetches
+    /// are not cached in the data TLBs).
+    pub fn translate_fetch(&mut self, cpu: &CpuState, addr: u64) -> Result<Translation, Fault> {
+        let who = if cpu.cpl() == 3 {
+            Privilege::User
+        } else {
+            Privilege::Supervisor
+        };
+        paging::translate(cpu, &mut Phys(self.space), addr, Access::Execute, who)
     }
 
     /// Enters `addr` -> `phys` in the fast TLB of `user`'s privilege if it is plain RAM (not

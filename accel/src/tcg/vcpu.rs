@@ -539,17 +539,14 @@ impl TcgVcpu {
     }
 
     /// Finds or decodes the block at `key` (linear PC `pc`) through the page walk.
-    fn lookup_block(&mut self, vkey: VirtKey, pc: u64) -> Result<Rc<Block>, Fault> {
+    /// With it: whether its page is mapped global.
+    fn lookup_block(&mut self, vkey: VirtKey, pc: u64) -> Result<(Rc<Block>, bool), Fault> {
         let mut linear = Linear {
             space: &self.bus.memory,
             state: &mut self.mem,
         };
-        let phys = linear.translate(
-            &self.ctx.cpu,
-            pc,
-            tandem_target_x86_64::memory::Access::Execute,
-            false,
-        )?;
+        let t = linear.translate_fetch(&self.ctx.cpu, pc)?;
+        let phys = t.phys;
         let key = BlockKey {
             phys,
             rip: vkey.rip,
@@ -589,8 +586,15 @@ impl TcgVcpu {
                 self.blocks.insert(key, block, &pages)
             }
         };
-        self.blocks.remember(vkey, &block);
-        Ok(block)
+        // A block crossing into another page is kept only as long as both mappings; only
+        // the first one's global bit is known here.
+        let crosses = block
+            .insns
+            .last()
+            .is_some_and(|i| (i.next_ip().wrapping_sub(1) ^ vkey.rip) & !0xfff != 0);
+        let global = t.global && !crosses;
+        self.blocks.remember(vkey, &block, global);
+        Ok((block, global))
     }
 
     /// Runs one block at RIP.
@@ -608,10 +612,10 @@ impl TcgVcpu {
             cs_base,
             mode: bitness | u32::from(self.ctx.cpu.cpl()) << 8,
         };
-        let block = match self.blocks.get_fast(&vkey) {
-            Some(b) => b,
+        let (block, global) = match self.blocks.get_fast(&vkey) {
+            Some(found) => found,
             None => match self.lookup_block(vkey, pc) {
-                Ok(b) => b,
+                Ok(found) => found,
                 Err(f) => return self.raise(f),
             },
         };
@@ -619,7 +623,7 @@ impl TcgVcpu {
         if let Some(code) = block.whole_code() {
             self.blocks
                 .jump_table
-                .insert(rip, block.mode_key.get(), code.address());
+                .insert(rip, block.mode_key.get(), code.address(), global);
         }
         self.stats.blocks_run += 1;
         if self.config.trace.cpu {
@@ -763,6 +767,11 @@ impl TcgVcpu {
             Ok(SystemOutcome::FlushTlb) => {
                 self.mem.flush_tlb();
                 self.blocks.flush_jump_cache();
+                BlockEnd::Continue
+            }
+            Ok(SystemOutcome::FlushNonGlobal) => {
+                self.mem.flush_tlb();
+                self.blocks.flush_jump_cache_non_global();
                 BlockEnd::Continue
             }
             Ok(SystemOutcome::InvalidatePage(addr)) => {

@@ -87,7 +87,7 @@ fn write_cr(ctx: &mut X86Context, n: usize, v: u64) -> Result<SystemOutcome, Fau
                 return Err(Fault::gp(0));
             }
             ctx.cpu.cr3 = v;
-            Ok(SystemOutcome::FlushTlb)
+            Ok(SystemOutcome::FlushNonGlobal)
         }
         4 => {
             if v & !CR4_VALID != 0 {

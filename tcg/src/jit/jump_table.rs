@@ -29,7 +29,8 @@ struct Entry {
     rip: u64,
     key: u64,
     code: u64,
-    _pad: u64,
+    /// 1 if the RIP's page is mapped global: the entry survives a CR3 write.
+    global: u64,
 }
 
 /// The table (one per vCPU).
@@ -56,13 +57,14 @@ impl JumpTable {
         })
     }
 
-    /// Records that the block at `rip` in mode `key` (non-zero) is compiled at `code`.
-    pub fn insert(&mut self, rip: u64, key: u64, code: u64) {
+    /// Records that the block at `rip` in mode `key` (non-zero) is compiled at `code`;
+    /// `global`: `rip`'s page is mapped global.
+    pub fn insert(&mut self, rip: u64, key: u64, code: u64, global: bool) {
         self.entries[index(rip)] = Entry {
             rip,
             key,
             code,
-            _pad: 0,
+            global: u64::from(global),
         };
     }
 
@@ -75,6 +77,15 @@ impl JumpTable {
     /// Forgets everything.
     pub fn flush(&mut self) {
         self.entries.fill(Entry::default());
+    }
+
+    /// Forgets the entries of pages not mapped global (a CR3 write).
+    pub fn flush_non_global(&mut self) {
+        for e in &mut self.entries {
+            if e.global == 0 {
+                *e = Entry::default();
+            }
+        }
     }
 
     /// Forgets the entries of the page holding `addr`.
@@ -96,8 +107,8 @@ mod tests {
     #[test]
     fn entries_match_rip_and_key_and_pages_flush_alone() {
         let mut t = JumpTable::new();
-        t.insert(0x40_1234, 0x40, 0xc0de);
-        t.insert(0x50_0010, 0x40, 0xbeef);
+        t.insert(0x40_1234, 0x40, 0xc0de, false);
+        t.insert(0x50_0010, 0x40, 0xbeef, true);
         assert_eq!(t.lookup(0x40_1234, 0x40), Some(0xc0de));
         assert_eq!(t.lookup(0x40_1234, 0x140), None, "another mode");
         assert_eq!(t.lookup(0, 0), None, "empty entries never match");
@@ -106,6 +117,14 @@ mod tests {
         assert_eq!(t.lookup(0x50_0010, 0x40), Some(0xbeef));
         assert!((0..4096u64)
             .all(|o| index(0x40_1000 + o) / PER_PAGE == page_index(0x40_1000) / PER_PAGE));
+        t.insert(0x40_1234, 0x40, 0xc0de, false);
+        t.flush_non_global();
+        assert_eq!(t.lookup(0x40_1234, 0x40), None);
+        assert_eq!(
+            t.lookup(0x50_0010, 0x40),
+            Some(0xbeef),
+            "global entries stay"
+        );
         t.flush();
         assert_eq!(t.lookup(0x50_0010, 0x40), None);
     }
