@@ -17,26 +17,29 @@ use tandem_target_x86_64::semantics::{translate, Dc, Flow};
 use tandem_tcg::jit::{CompiledBlock, Compiler, JitBuilder, JitError, EXIT_NORMAL};
 use tandem_tcg::{Builder, Probe, Width};
 
-/// How many leading instructions of `insns` have semantics that stay in generated code.
+/// How many leading instructions of `insns` have semantics that stay in generated code, and
+/// whether the code may chain to the next block.
 ///
-/// POPF is left to the interpreter: it may set IF with an interrupt already pending, which
-/// only the dispatcher notices (the INTR pin raises no new edge), and chained code would run on.
-pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> usize {
+/// POPF may set IF with an interrupt already pending, which only the dispatcher notices (the
+/// INTR pin raises no new edge): it ends its block (see `block::form`), and a block ending with
+/// it is compiled to return to the dispatcher instead of chaining on. Linux's
+/// `local_irq_restore` is a POPF, so leaving it to the interpreter cost a dispatch *and* an
+/// interpretation per spinlock release.
+pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> (usize, bool) {
     let mut n = 0;
     for insn in insns {
-        if matches!(
+        let popf = matches!(
             insn.mnemonic(),
             iced_x86::Mnemonic::Popf | iced_x86::Mnemonic::Popfd | iced_x86::Mnemonic::Popfq
-        ) {
-            break;
-        }
+        );
         match translate(&mut Probe::default(), dc, insn) {
+            Ok(Ok(Flow::Next)) if popf => return (n + 1, false),
             Ok(Ok(Flow::Next)) => n += 1,
-            Ok(Ok(Flow::Jump)) => return n + 1,
+            Ok(Ok(Flow::Jump)) => return (n + 1, true),
             _ => break,
         }
     }
-    n
+    (n, true)
 }
 
 /// What to compile.

@@ -225,7 +225,7 @@ impl TcgVcpu {
 
     /// The compile job for `block`'s compilable prefix, or None if it has none.
     fn job_for(&mut self, block: &Block, dc: &Dc) -> Option<Job> {
-        let n = compilable_prefix(&block.insns, dc);
+        let (n, chainable) = compilable_prefix(&block.insns, dc);
         if n == 0 {
             block.not_compilable.set(true);
             return None;
@@ -236,7 +236,7 @@ impl TcgVcpu {
             generation: self.blocks.flushes,
             insns: block.insns[..n].to_vec(),
             dc: *dc,
-            whole: n == block.insns.len(),
+            whole: n == block.insns.len() && chainable,
             slots: block.chain.address(),
             exit_request: self.exit_request.as_ptr() as u64,
             jump_table: self.blocks.jump_table.address(),
