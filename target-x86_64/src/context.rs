@@ -47,6 +47,9 @@ pub struct X86Context {
     pub mtrr_fixed: [u64; 11],
     /// The variable-range MTRRs: PHYSBASEn at 2n, PHYSMASKn at 2n + 1 (MSRs 0x200..=0x20f).
     pub mtrr_var: [u64; 16],
+    /// IA32_TSC_ADJUST (MSR 0x3b), JIT only like the MTRRs: stored, not applied to the clock
+    /// (the same wart as IA32_TSC writes).
+    pub tsc_adjust: u64,
     /// Guest memory operands of x87/MMX/SSE instructions, staged here by generated code for
     /// the host-executed instruction to read or write (see [`crate::fpu`]); 16-aligned
     /// because SSE memory operands must be.
@@ -134,6 +137,7 @@ impl X86Context {
             mtrr_def_type: 0,
             mtrr_fixed: [0; 11],
             mtrr_var: [0; 16],
+            tsc_adjust: 0,
             fp_scratch: FpScratch::default(),
             fp_flags: 0,
         }

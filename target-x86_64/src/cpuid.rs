@@ -183,7 +183,9 @@ pub fn jit_table() -> CpuidTable {
         },
         CpuidEntry {
             function: 7,
-            // IA32_ARCH_CAPABILITIES (RDMSR 0x10a) is readable.
+            // IA32_TSC_ADJUST (MSR 0x3b) exists; IA32_ARCH_CAPABILITIES (MSR 0x10a) is
+            // readable.
+            ebx: 1 << 1,
             edx: 1 << 29,
             ..Default::default()
         },

@@ -26,6 +26,11 @@ use crate::msr;
 const IA32_PLATFORM_ID: u32 = 0x17;
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
 const IA32_ARCH_CAPABILITIES: u32 = 0x10a;
+/// Offered (CPUID.7:EBX bit 1) because with it, an invariant TSC and a known frequency,
+/// Linux trusts the TSC without its clocksource watchdog, which on a loaded host compares
+/// the TSC against a late-ticking reference, calls it unstable, and moves the guest to the
+/// ACPI PM timer: a port read per clock read.
+const IA32_TSC_ADJUST: u32 = 0x3b;
 /// IA32_ARCH_CAPABILITIES: the emulated CPU executes nothing speculatively, so it is immune to
 /// every transient-execution attack the MSR can declare (RDCL_NO, SSB_NO, MDS_NO, TAA_NO,
 /// PSCHANGE_MC_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO, and no L1D flush needed).
@@ -89,6 +94,7 @@ pub fn read_msr(ctx: &X86Context, index: u32, bus: &mut dyn SystemBus) -> Result
         IA32_GS_BASE => ctx.cpu.seg[sreg::GS].base,
         IA32_MTRRCAP => MTRRCAP_VALUE,
         IA32_ARCH_CAPABILITIES => ARCH_CAPABILITIES_VALUE,
+        IA32_TSC_ADJUST => ctx.tsc_adjust,
         IA32_MTRR_DEF_TYPE => ctx.mtrr_def_type,
         // Locked, VMX off: Linux then leaves VMX alone.
         IA32_FEATURE_CONTROL => 1,
@@ -122,6 +128,10 @@ pub fn write_msr(ctx: &mut X86Context, index: u32, v: u64) -> Result<SystemOutco
         return Ok(SystemOutcome::Continue);
     }
     match index {
+        IA32_TSC_ADJUST => {
+            ctx.tsc_adjust = v;
+            return Ok(SystemOutcome::Continue);
+        }
         msr::IA32_EFER => {
             if v & !(EFER_WRITABLE | bits::EFER_LMA) != 0 {
                 return Err(gp);
