@@ -11,6 +11,7 @@ pub mod cpu_state;
 pub mod cpuid;
 pub mod exception;
 pub mod flags;
+pub mod flags_liveness;
 pub mod fpu;
 pub mod helpers;
 pub mod interrupt;

@@ -69,10 +69,15 @@ pub struct Job {
 pub fn compile(compiler: &mut Compiler, job: &Job) -> Result<CompiledBlock, JitError> {
     let abi = super::jit_glue::abi(job.exit_request);
     let insns = &job.insns;
+    let dead = tandem_target_x86_64::flags_liveness::dead_after(insns);
     let emit = |jb: &mut JitBuilder| {
         for (k, insn) in insns.iter().enumerate() {
             jb.begin_insn(insn.ip());
-            let flow = translate(jb, &job.dc, insn);
+            let dc = Dc {
+                dead_flags: dead[k],
+                ..job.dc
+            };
+            let flow = translate(jb, &dc, insn);
             if k + 1 == insns.len() && matches!(flow, Ok(Ok(Flow::Next))) {
                 let ip = jb.imm(insn.next_ip());
                 jb.store_state(RIP, Width::W64, ip);

@@ -637,7 +637,7 @@ impl TcgVcpu {
             ));
         }
         let shadow = self.ctx.cpu.events.interrupt_shadow != 0;
-        let dc = Dc { bitness };
+        let dc = Dc::new(bitness);
         let mut start = 0;
         if !shadow && self.config.tier != Tier::Interp {
             if let Some((covered, end)) = self.run_compiled(&block, &dc) {

@@ -78,9 +78,11 @@ pub fn bit_test<B: Builder>(b: &mut B, dc: &Dc, i: &Instruction) -> Result<Outco
         }
         _ => return Ok(Err(Untranslated)),
     };
-    let s = b.lshr(v, pos);
-    let cf = b.and(s, one);
-    update_flags(b, bit::CF, cf)?;
+    if dc.dead_flags & bit::CF == 0 {
+        let s = b.lshr(v, pos);
+        let cf = b.and(s, one);
+        update_flags(b, bit::CF, cf)?;
+    }
     Ok(Ok(Flow::Next))
 }
 

@@ -181,6 +181,10 @@ fn rotate<B: Builder>(
     };
     let _ = write_op(b, dc, i, 0, res)?;
     let msb = bit_of(b, res, bits - 1);
+    if dc.dead_flags & (bit::CF | bit::OF) == bit::CF | bit::OF {
+        // The rest of the block overwrites both before anything looks (sha256's ROR chains).
+        return Ok(());
+    }
     let (cf, of) = if left {
         // ROL: CF = LSB(result), OF = MSB(result) ^ CF.
         let cf = bit_of(b, res, 0);

@@ -10,11 +10,27 @@ use tandem_tcg::Builder;
 
 use super::{arith, atomic, bits, control, data_move, misc, muldiv, shift, shift_double, string};
 
-/// Per-block translation facts.
+/// Per-block (and per-instruction) translation facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dc {
     /// Code size: 16, 32 or 64.
     pub bitness: u32,
+    /// Arithmetic flags (RFLAGS bit positions) whose value after this instruction nothing
+    /// observes: a later instruction of the block overwrites them before any instruction
+    /// reads them or can fault (see [`crate::flags_liveness`]). Instructions that must merge
+    /// flags they write into the old RFLAGS (ROL/ROR's CF and OF, BT's CF) skip that costly
+    /// merge for dead flags. 0 when unknown.
+    pub dead_flags: u64,
+}
+
+impl Dc {
+    /// Facts for code of `bitness` with no liveness information.
+    pub const fn new(bitness: u32) -> Self {
+        Self {
+            bitness,
+            dead_flags: 0,
+        }
+    }
 }
 
 /// What comes after the instruction.

@@ -129,7 +129,7 @@ fn decode_at(env: &FlatEnv) -> iced_x86::Instruction {
 }
 
 fn run_interpreted(mut env: FlatEnv) -> (FlatEnv, End) {
-    let dc = Dc { bitness: 64 };
+    let dc = Dc::new(64);
     for _ in 0..100_000 {
         let insn = decode_at(&env);
         let r = translate(&mut Interp::new(&mut env), &dc, &insn);
@@ -202,7 +202,7 @@ extern "C" fn jit_store(ctx: *mut u8, addr: u64, size: u64, v: u64) {
 }
 
 fn run_compiled(mut env: FlatEnv) -> (FlatEnv, End) {
-    let dc = Dc { bitness: 64 };
+    let dc = Dc::new(64);
     let abi = JitAbi {
         pc_offset: RIP as i32,
         trap_vector_offset: HELPER_VECTOR as i32,
