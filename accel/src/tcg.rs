@@ -14,6 +14,7 @@ mod fast_hash;
 mod jit_glue;
 mod memory;
 mod system_bus;
+mod thread_cpu;
 mod tlb;
 pub mod vcpu;
 

@@ -18,6 +18,7 @@ pub mod chain;
 mod code_buffer;
 mod compiler;
 mod emitter;
+mod facts;
 pub mod fast_tlb;
 pub mod jump_table;
 

@@ -29,6 +29,9 @@ mod jit_glue;
 #[path = "../../src/tcg/memory.rs"]
 mod memory;
 #[allow(dead_code, unused_imports)]
+#[path = "../../src/tcg/thread_cpu.rs"]
+mod thread_cpu;
+
 #[path = "../../src/tcg/tlb.rs"]
 mod tlb;
 

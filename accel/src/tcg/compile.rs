@@ -9,12 +9,13 @@
 //! resets it.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use iced_x86::Instruction;
 use tandem_target_x86_64::context::RIP;
 use tandem_target_x86_64::semantics::{translate, Dc, Flow};
-use tandem_tcg::jit::{CompiledBlock, Compiler, JitBuilder, JitError, EXIT_NORMAL};
+use tandem_tcg::jit::{CompiledBlock, Compiler, CompilerStats, JitBuilder, JitError, EXIT_NORMAL};
 use tandem_tcg::{Builder, Probe, Width};
 
 /// How many leading instructions of `insns` have semantics that stay in generated code, and
@@ -40,6 +41,65 @@ pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> (usize, bool) {
         }
     }
     (n, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn block(bytes: &[u8], ip: u64) -> Vec<Instruction> {
+        let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+        let mut v = Vec::new();
+        while d.can_decode() {
+            v.push(d.decode());
+        }
+        v
+    }
+
+    #[test]
+    fn only_constant_same_page_successors_skip_the_jump_table() {
+        // jne +0x10 within the page; a fall-through into the same page.
+        assert!(successors_linkable(&block(&[0x75, 0x10], 0x1000)));
+        assert!(successors_linkable(&block(&[0x90], 0x1000)));
+        // jne whose target is on the next page.
+        assert!(!successors_linkable(&block(&[0x75, 0x10], 0x1ff0)));
+        // call rel32 to another page; ret; jmp rax.
+        assert!(!successors_linkable(&block(
+            &[0xe8, 0x00, 0x10, 0x00, 0x00],
+            0x1000
+        )));
+        assert!(!successors_linkable(&block(&[0xc3], 0x1000)));
+        assert!(!successors_linkable(&block(&[0xff, 0xe0], 0x1000)));
+        // call rel32 within the page.
+        assert!(successors_linkable(&block(
+            &[0xe8, 0x10, 0x00, 0x00, 0x00],
+            0x1000
+        )));
+    }
+}
+
+/// True if every successor of the block `insns` is a constant on the block's first page: the
+/// two chain slots then hold all of them (see `ChainSlots::may_link`).
+pub fn successors_linkable(insns: &[Instruction]) -> bool {
+    use iced_x86::{FlowControl, OpKind};
+    let (Some(first), Some(last)) = (insns.first(), insns.last()) else {
+        return false;
+    };
+    let near = matches!(
+        last.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    );
+    let (a, b) = match last.flow_control() {
+        FlowControl::Next => (last.next_ip(), last.next_ip()),
+        FlowControl::UnconditionalBranch | FlowControl::Call if near => {
+            (last.near_branch_target(), last.near_branch_target())
+        }
+        FlowControl::ConditionalBranch if near => (last.near_branch_target(), last.next_ip()),
+        _ => return false,
+    };
+    let page = first.ip() & !0xfff;
+    a & !0xfff == page && b & !0xfff == page
 }
 
 /// What to compile.
@@ -84,7 +144,10 @@ pub fn compile(compiler: &mut Compiler, job: &Job) -> Result<CompiledBlock, JitE
             }
         }
         if job.whole {
-            jb.finish_chained(job.slots, Some((job.jump_table, job.mode_key)));
+            // Successors the chain slots can hold are linked at their first dispatch; only
+            // the others need the jump table's probe (a dozen instructions in every block).
+            let lookup = (!successors_linkable(insns)).then_some((job.jump_table, job.mode_key));
+            jb.finish_chained(job.slots, lookup);
         } else {
             jb.finish(EXIT_NORMAL);
         }
@@ -126,10 +189,20 @@ enum Message {
     Reset,
 }
 
+/// What the worker has done so far, for `stats=on`.
+#[derive(Clone, Copy, Default)]
+pub struct WorkerStats {
+    /// The compiler's counters.
+    pub compiler: CompilerStats,
+    /// CPU time of the worker thread, nanoseconds.
+    pub cpu_nanos: u64,
+}
+
 /// The background compiler of one vCPU.
 pub struct Worker {
     jobs: Sender<Message>,
     results: Receiver<Outcome>,
+    stats: Arc<Mutex<WorkerStats>>,
     _thread: JoinHandle<()>,
 }
 
@@ -141,16 +214,33 @@ impl Worker {
         compiler.keep_listing = listing;
         let (jobs, job_rx) = channel::<Message>();
         let (result_tx, results) = channel::<Outcome>();
+        let stats = Arc::new(Mutex::new(WorkerStats::default()));
+        let shared = stats.clone();
         let thread = std::thread::Builder::new()
             .name("tcg-compile".into())
             .spawn(move || {
-                while let Ok(msg) = job_rx.recv() {
-                    let job = match msg {
-                        Message::Reset => {
-                            compiler.reset();
-                            continue;
+                // Newest first: a block queued just now is running now, while one queued
+                // long ago may have gone cold (the boot's queue holds thousands of jobs).
+                let mut pending: Vec<Box<Job>> = Vec::new();
+                loop {
+                    let next = if pending.is_empty() {
+                        job_rx.recv().ok()
+                    } else {
+                        job_rx.try_recv().ok()
+                    };
+                    if let Some(msg) = next {
+                        match msg {
+                            // Jobs queued before a reset belong to the dropped generation.
+                            Message::Reset => {
+                                compiler.reset();
+                                pending.clear();
+                            }
+                            Message::Job(job) => pending.push(job),
                         }
-                        Message::Job(job) => job,
+                        continue;
+                    }
+                    let Some(job) = pending.pop() else {
+                        break;
                     };
                     let outcome = match compile(&mut compiler, &job) {
                         Ok(code) => Outcome::Done {
@@ -171,6 +261,12 @@ impl Worker {
                             error: e.to_string(),
                         },
                     };
+                    if let Ok(mut s) = shared.lock() {
+                        *s = WorkerStats {
+                            compiler: compiler.stats,
+                            cpu_nanos: super::thread_cpu::thread_cpu_nanos(),
+                        };
+                    }
                     if result_tx.send(outcome).is_err() {
                         break;
                     }
@@ -180,6 +276,7 @@ impl Worker {
         Ok(Self {
             jobs,
             results,
+            stats,
             _thread: thread,
         })
     }
@@ -192,6 +289,11 @@ impl Worker {
     /// Empties the worker's code region (after the vCPU dropped every block pointing into it).
     pub fn reset(&self) {
         let _ = self.jobs.send(Message::Reset);
+    }
+
+    /// The worker's counters as of its last finished job.
+    pub fn stats(&self) -> WorkerStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
     /// A finished job, if one is ready.

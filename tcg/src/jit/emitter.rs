@@ -8,6 +8,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use crate::builder::{Builder, Cond, FlagsMemo};
 use crate::helper::Helper;
+use crate::jit::facts::{low_mask, Fact, Facts};
 use crate::jit::{fast_tlb, JitAbi, EXIT_TRAP};
 use crate::width::Width;
 
@@ -34,6 +35,13 @@ pub struct JitBuilder<'a> {
     region_depth: u32,
     /// Slots stored inside the current regions (stale in the cache after them).
     stored_in_region: Vec<usize>,
+    /// Constants and known-zero high bits of the values made so far.
+    facts: Facts,
+    /// The function's one trap exit, `(pc)`: stores the PC and returns [`EXIT_TRAP`]. Paths
+    /// into it have written the context back already.
+    trap_exit: Option<cranelift_codegen::ir::Block>,
+    /// The function's one chained exit, `(code)`: counts the hop and tail-calls `code`.
+    hop_exit: Option<cranelift_codegen::ir::Block>,
 }
 
 fn ty(w: Width) -> Type {
@@ -89,6 +97,9 @@ impl<'a> JitBuilder<'a> {
             cache: BTreeMap::new(),
             region_depth: 0,
             stored_in_region: Vec::new(),
+            facts: Facts::default(),
+            trap_exit: None,
+            hop_exit: None,
         }
     }
 
@@ -98,7 +109,28 @@ impl<'a> JitBuilder<'a> {
     }
 
     fn iconst(&mut self, v: u64) -> Value {
-        self.fb.ins().iconst(types::I64, v as i64)
+        let block = self.fb.current_block();
+        if let Some(c) = self.facts.reusable_const(block, v) {
+            return c;
+        }
+        let c = self.fb.ins().iconst(types::I64, v as i64);
+        self.facts.remember_const(v, c);
+        c
+    }
+
+    /// Records that `v` has at most `bits` low bits set.
+    fn with_bits(&mut self, v: Value, bits: u32) -> Value {
+        self.facts.set(v, Fact::bits(bits));
+        v
+    }
+
+    /// Both operands' constants, if both are.
+    fn consts(&self, a: Value, b: Value) -> Option<(u64, u64)> {
+        Some((self.facts.konst(a)?, self.facts.konst(b)?))
+    }
+
+    fn bits_of(&self, v: Value) -> u32 {
+        u32::from(self.facts.get(v).bits)
     }
 
     fn cacheable(&self, slot: usize) -> bool {
@@ -148,23 +180,64 @@ impl<'a> JitBuilder<'a> {
         self.fb.seal_block(dead);
     }
 
-    /// After a helper: leave through the trap path if it recorded an exception.
+    /// After a helper: leave through the trap exit if it recorded an exception. The context
+    /// must have been written back before the helper ran.
     fn check_trap(&mut self) {
         let (ctx, off) = (self.ctx, self.abi.trap_vector_offset);
         let v = self.fb.ins().load(types::I64, state_flags(), ctx, off);
-        let trap = self.fb.create_block();
-        let cont = self.fb.create_block();
-        self.fb.ins().brif(v, trap, &[], cont, &[]);
-        self.fb.seal_block(trap);
-        self.fb.seal_block(cont);
-        self.fb.switch_to_block(trap);
-        self.write_back(true);
+        let trap = self.trap_exit();
         let pc = self.iconst(self.pc);
-        let (ctx, off) = (self.ctx, self.abi.pc_offset);
-        self.fb.ins().store(state_flags(), pc, ctx, off);
-        let c = self.iconst(EXIT_TRAP);
-        self.fb.ins().return_(&[c]);
+        let cont = self.fb.create_block();
+        self.fb.ins().brif(v, trap, &[pc.into()], cont, &[]);
+        self.fb.seal_block(cont);
         self.fb.switch_to_block(cont);
+    }
+
+    /// The shared trap exit block, made on first use and filled by [`Self::fill_shared_exits`].
+    fn trap_exit(&mut self) -> cranelift_codegen::ir::Block {
+        if let Some(b) = self.trap_exit {
+            return b;
+        }
+        let b = self.fb.create_block();
+        self.fb.append_block_param(b, types::I64);
+        self.trap_exit = Some(b);
+        b
+    }
+
+    /// The shared chained exit block, made on first use and filled by
+    /// [`Self::fill_shared_exits`].
+    fn hop_exit(&mut self) -> cranelift_codegen::ir::Block {
+        if let Some(b) = self.hop_exit {
+            return b;
+        }
+        let b = self.fb.create_block();
+        self.fb.append_block_param(b, types::I64);
+        self.hop_exit = Some(b);
+        b
+    }
+
+    /// Emits the bodies of the shared exits the function used; called once the function's
+    /// own code is complete (Cranelift wants each block filled before switching away).
+    pub(crate) fn fill_shared_exits(&mut self) {
+        let ctx = self.ctx;
+        if let Some(b) = self.trap_exit.take() {
+            self.fb.switch_to_block(b);
+            let pc = self.fb.block_params(b)[0];
+            let off = self.abi.pc_offset;
+            self.fb.ins().store(state_flags(), pc, ctx, off);
+            let c = self.fb.ins().iconst(types::I64, EXIT_TRAP as i64);
+            self.fb.ins().return_(&[c]);
+        }
+        if let Some(b) = self.hop_exit.take() {
+            self.fb.switch_to_block(b);
+            let code = self.fb.block_params(b)[0];
+            let hops_off = self.abi.chain_hops_offset;
+            let hops = self.fb.ins().load(types::I64, state_flags(), ctx, hops_off);
+            let hops = self.fb.ins().iadd_imm_s(hops, 1i64);
+            self.fb.ins().store(state_flags(), hops, ctx, hops_off);
+            let sig = self.sig_tail.unwrap_or(self.sig_helper);
+            self.fb.ins().return_call_indirect(sig, code, &[ctx]);
+        }
     }
 
     /// The inline TLB probe: on a hit, continues in a new block with the host address; the
@@ -197,16 +270,15 @@ impl<'a> JitBuilder<'a> {
             .fb
             .ins()
             .load(types::I64, state_flags(), entry, tag_off);
-        let page = self.fb.ins().band_imm_s(addr, !0xfff);
-        let same = self.fb.ins().icmp(IntCC::Equal, tag, page);
-        // Within the page: (addr & 0xfff) <= 4096 - size.
-        let in_page = self.fb.ins().band_imm_s(addr, 0xfff);
-        let fits = self.fb.ins().icmp_imm_s(
-            IntCC::UnsignedLessThanOrEqual,
-            in_page,
-            4096 - w.bytes() as i64,
-        );
-        let hit = self.fb.ins().band(same, fits);
+        // The page of the access's last byte: the TLB is direct-mapped, so the entry of the
+        // first byte's page holds that tag only if both bytes are on one page.
+        let last = if w.bytes() == 1 {
+            addr
+        } else {
+            self.fb.ins().iadd_imm_s(addr, w.bytes() as i64 - 1)
+        };
+        let page = self.fb.ins().band_imm_s(last, !0xfff);
+        let hit = self.fb.ins().icmp(IntCC::Equal, tag, page);
         let fast = self.fb.create_block();
         let slow = self.fb.create_block();
         self.fb.ins().brif(hit, fast, &[], slow, &[]);
@@ -222,6 +294,8 @@ impl<'a> JitBuilder<'a> {
     }
 
     fn slow_load(&mut self, addr: Value, w: Width) -> Value {
+        // A fault leaves through the shared trap exit: the context must be current.
+        self.write_back(true);
         let f = self.iconst(self.abi.load as usize as u64);
         let size = self.iconst(w.bytes() as u64);
         let ctx = self.ctx;
@@ -235,6 +309,7 @@ impl<'a> JitBuilder<'a> {
     }
 
     fn slow_store(&mut self, addr: Value, w: Width, v: Value) {
+        self.write_back(true);
         let f = self.iconst(self.abi.store as usize as u64);
         let size = self.iconst(w.bytes() as u64);
         let ctx = self.ctx;
@@ -280,13 +355,14 @@ impl<'a> JitBuilder<'a> {
                 .ins()
                 .load(types::I64, state_flags(), base, chain::rip_offset(i));
             let eq = self.fb.ins().icmp(IntCC::Equal, rip, linked);
-            let go = self.fb.create_block();
+            let code = self
+                .fb
+                .ins()
+                .load(types::I64, state_flags(), base, chain::code_offset(i));
+            let hop = self.hop_exit();
             let next = self.fb.create_block();
-            self.fb.ins().brif(eq, go, &[], next, &[]);
-            self.fb.seal_block(go);
+            self.fb.ins().brif(eq, hop, &[code.into()], next, &[]);
             self.fb.seal_block(next);
-            self.fb.switch_to_block(go);
-            self.hop_to(base, chain::code_offset(i));
             self.fb.switch_to_block(next);
         }
         if let Some((table, key)) = lookup {
@@ -303,17 +379,6 @@ impl<'a> JitBuilder<'a> {
 }
 
 impl JitBuilder<'_> {
-    /// Counts a hop and tail-calls the code whose address is at `base + offset`.
-    fn hop_to(&mut self, base: Value, offset: i32) {
-        let (ctx, hops_off) = (self.ctx, self.abi.chain_hops_offset);
-        let hops = self.fb.ins().load(types::I64, state_flags(), ctx, hops_off);
-        let hops = self.fb.ins().iadd_imm_s(hops, 1i64);
-        self.fb.ins().store(state_flags(), hops, ctx, hops_off);
-        let code = self.fb.ins().load(types::I64, state_flags(), base, offset);
-        let sig = self.sig_tail.unwrap_or(self.sig_helper);
-        self.fb.ins().return_call_indirect(sig, code, &[ctx]);
-    }
-
     /// Tail-calls the code the jump table records for `rip` in mode `key`, if any; falls
     /// through otherwise. The index is [`jump_table::index`](crate::jit::jump_table::index).
     fn jump_table_probe(&mut self, rip: Value, table: u64, key: u64) {
@@ -346,13 +411,14 @@ impl JitBuilder<'_> {
         let want = self.iconst(key);
         let key_ok = self.fb.ins().icmp(IntCC::Equal, e_key, want);
         let hit = self.fb.ins().band(rip_ok, key_ok);
-        let go = self.fb.create_block();
+        let code = self
+            .fb
+            .ins()
+            .load(types::I64, state_flags(), entry, jt::CODE);
+        let hop = self.hop_exit();
         let miss = self.fb.create_block();
-        self.fb.ins().brif(hit, go, &[], miss, &[]);
-        self.fb.seal_block(go);
+        self.fb.ins().brif(hit, hop, &[code.into()], miss, &[]);
         self.fb.seal_block(miss);
-        self.fb.switch_to_block(go);
-        self.hop_to(entry, jt::CODE);
         self.fb.switch_to_block(miss);
     }
 }
@@ -365,13 +431,28 @@ impl Builder for JitBuilder<'_> {
         self.iconst(v)
     }
     fn add(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().iadd(a, b)
+        match (self.facts.konst(a), self.facts.konst(b)) {
+            (Some(x), Some(y)) => return self.iconst(x.wrapping_add(y)),
+            (_, Some(0)) => return a,
+            (Some(0), _) => return b,
+            _ => {}
+        }
+        let bits = self.bits_of(a).max(self.bits_of(b)) + 1;
+        let v = self.fb.ins().iadd(a, b);
+        self.with_bits(v, bits)
     }
     fn sub(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().isub(a, b)
+        match (self.facts.konst(a), self.facts.konst(b)) {
+            (Some(x), Some(y)) => self.iconst(x.wrapping_sub(y)),
+            (_, Some(0)) => a,
+            _ => self.fb.ins().isub(a, b),
+        }
     }
     fn mul(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().imul(a, b)
+        match self.consts(a, b) {
+            Some((x, y)) => self.iconst(x.wrapping_mul(y)),
+            None => self.fb.ins().imul(a, b),
+        }
     }
     fn umulh(&mut self, a: Value, b: Value) -> Value {
         self.fb.ins().umulhi(a, b)
@@ -380,65 +461,154 @@ impl Builder for JitBuilder<'_> {
         self.fb.ins().smulhi(a, b)
     }
     fn and(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().band(a, b)
+        let (fa, fb) = (self.facts.get(a), self.facts.get(b));
+        match (fa.konst, fb.konst) {
+            (Some(x), Some(y)) => return self.iconst(x & y),
+            (_, Some(m)) if fa.may_be_set() & !m == 0 => return a,
+            (Some(m), _) if fb.may_be_set() & !m == 0 => return b,
+            (_, Some(0)) | (Some(0), _) => return self.iconst(0),
+            _ => {}
+        }
+        let bits = fa.bits.min(fb.bits);
+        let v = self.fb.ins().band(a, b);
+        self.with_bits(v, u32::from(bits))
     }
     fn or(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().bor(a, b)
+        match (self.facts.konst(a), self.facts.konst(b)) {
+            (Some(x), Some(y)) => return self.iconst(x | y),
+            (_, Some(0)) => return a,
+            (Some(0), _) => return b,
+            _ => {}
+        }
+        let bits = self.bits_of(a).max(self.bits_of(b));
+        let v = self.fb.ins().bor(a, b);
+        self.with_bits(v, bits)
     }
     fn xor(&mut self, a: Value, b: Value) -> Value {
-        self.fb.ins().bxor(a, b)
+        match (self.facts.konst(a), self.facts.konst(b)) {
+            (Some(x), Some(y)) => return self.iconst(x ^ y),
+            (_, Some(0)) => return a,
+            (Some(0), _) => return b,
+            _ if a == b => return self.iconst(0),
+            _ => {}
+        }
+        let bits = self.bits_of(a).max(self.bits_of(b));
+        let v = self.fb.ins().bxor(a, b);
+        self.with_bits(v, bits)
     }
     fn not(&mut self, a: Value) -> Value {
-        self.fb.ins().bnot(a)
+        match self.facts.konst(a) {
+            Some(x) => self.iconst(!x),
+            None => self.fb.ins().bnot(a),
+        }
     }
     fn neg(&mut self, a: Value) -> Value {
-        self.fb.ins().ineg(a)
+        match self.facts.konst(a) {
+            Some(x) => self.iconst(x.wrapping_neg()),
+            None => self.fb.ins().ineg(a),
+        }
     }
     // Cranelift takes shift and rotate amounts modulo the type width, as the trait specifies.
     fn shl(&mut self, a: Value, n: Value) -> Value {
-        self.fb.ins().ishl(a, n)
+        match (self.facts.konst(a), self.facts.konst(n)) {
+            (Some(x), Some(k)) => self.iconst(x << (k & 63)),
+            (_, Some(k)) if k & 63 == 0 => a,
+            (_, Some(k)) => {
+                let bits = self.bits_of(a) + (k & 63) as u32;
+                let v = self.fb.ins().ishl(a, n);
+                self.with_bits(v, bits)
+            }
+            _ => self.fb.ins().ishl(a, n),
+        }
     }
     fn lshr(&mut self, a: Value, n: Value) -> Value {
-        self.fb.ins().ushr(a, n)
+        match (self.facts.konst(a), self.facts.konst(n)) {
+            (Some(x), Some(k)) => self.iconst(x >> (k & 63)),
+            (_, Some(k)) if k & 63 == 0 => a,
+            (_, Some(k)) => {
+                let bits = self.bits_of(a).saturating_sub((k & 63) as u32);
+                let v = self.fb.ins().ushr(a, n);
+                self.with_bits(v, bits)
+            }
+            _ => {
+                let bits = self.bits_of(a);
+                let v = self.fb.ins().ushr(a, n);
+                self.with_bits(v, bits)
+            }
+        }
     }
     fn ashr(&mut self, a: Value, n: Value) -> Value {
-        self.fb.ins().sshr(a, n)
+        match self.consts(a, n) {
+            Some((x, k)) => self.iconst(((x as i64) >> (k & 63)) as u64),
+            None => self.fb.ins().sshr(a, n),
+        }
     }
     fn rotl(&mut self, a: Value, n: Value) -> Value {
-        self.fb.ins().rotl(a, n)
+        match self.consts(a, n) {
+            Some((x, k)) => self.iconst(x.rotate_left((k & 63) as u32)),
+            None => self.fb.ins().rotl(a, n),
+        }
     }
     fn rotr(&mut self, a: Value, n: Value) -> Value {
-        self.fb.ins().rotr(a, n)
+        match self.consts(a, n) {
+            Some((x, k)) => self.iconst(x.rotate_right((k & 63) as u32)),
+            None => self.fb.ins().rotr(a, n),
+        }
     }
     fn popcnt(&mut self, a: Value) -> Value {
-        self.fb.ins().popcnt(a)
+        let v = self.fb.ins().popcnt(a);
+        self.with_bits(v, 7)
     }
     fn clz(&mut self, a: Value) -> Value {
-        self.fb.ins().clz(a)
+        let v = self.fb.ins().clz(a);
+        self.with_bits(v, 7)
     }
     fn ctz(&mut self, a: Value) -> Value {
-        self.fb.ins().ctz(a)
+        let v = self.fb.ins().ctz(a);
+        self.with_bits(v, 7)
     }
     fn bswap(&mut self, a: Value) -> Value {
         self.fb.ins().bswap(a)
     }
     fn icmp(&mut self, cond: Cond, a: Value, b: Value) -> Value {
+        if let Some((x, y)) = self.consts(a, b) {
+            return self.iconst(u64::from(cond.eval(x, y)));
+        }
         let c = self.fb.ins().icmp(cc(cond), a, b);
-        self.fb.ins().uextend(types::I64, c)
+        let v = self.fb.ins().uextend(types::I64, c);
+        self.with_bits(v, 1)
     }
     fn select(&mut self, c: Value, a: Value, b: Value) -> Value {
-        self.fb.ins().select(c, a, b)
+        match self.facts.konst(c) {
+            Some(0) => b,
+            Some(_) => a,
+            None if a == b => a,
+            None => {
+                let bits = self.bits_of(a).max(self.bits_of(b));
+                let v = self.fb.ins().select(c, a, b);
+                self.with_bits(v, bits)
+            }
+        }
     }
     fn zext(&mut self, a: Value, w: Width) -> Value {
-        if w == Width::W64 {
-            a
-        } else {
-            self.fb.ins().band_imm_s(a, w.mask() as i64)
+        let bits = w.bytes() as u32 * 8;
+        if self.bits_of(a) <= bits {
+            return a;
         }
+        if let Some(x) = self.facts.konst(a) {
+            return self.iconst(x & low_mask(bits));
+        }
+        let v = self.fb.ins().band_imm_s(a, w.mask() as i64);
+        self.with_bits(v, bits)
     }
     fn sext(&mut self, a: Value, w: Width) -> Value {
         if w == Width::W64 {
             return a;
+        }
+        let bits = w.bytes() as u32 * 8;
+        if let Some(x) = self.facts.konst(a) {
+            let shift = 64 - bits;
+            return self.iconst((((x << shift) as i64) >> shift) as u64);
         }
         let n = self.fb.ins().ireduce(ty(w), a);
         self.fb.ins().sextend(types::I64, n)
@@ -469,7 +639,8 @@ impl Builder for JitBuilder<'_> {
         if w == Width::W64 {
             v
         } else {
-            self.fb.ins().uextend(types::I64, v)
+            let v = self.fb.ins().uextend(types::I64, v);
+            self.with_bits(v, w.bytes() as u32 * 8)
         }
     }
 
@@ -588,6 +759,16 @@ impl Builder for JitBuilder<'_> {
         c: Value,
         then: impl FnOnce(&mut Self) -> Result<(), Exited>,
     ) -> Result<(), Exited> {
+        match self.facts.konst(c) {
+            // The region never runs.
+            Some(0) => return Ok(()),
+            // The region always runs: it is straight-line code here.
+            Some(_) => {
+                let _ = then(self);
+                return Ok(());
+            }
+            None => {}
+        }
         // Inside the region the cache is bypassed, so memory must be current on entry; values
         // cached before it stay valid after it unless the region stored to their slot.
         if self.region_depth == 0 {
