@@ -547,3 +547,94 @@ fn xmm_and_x87_values_read_back_through_instructions() {
     assert_eq!((r.state.fx.fsw() >> 11) & 7, 0);
     assert_eq!(r.state.fx.ftw(), 0xff);
 }
+
+#[test]
+fn rep_movs_and_stos_across_pages_overlaps_faults_and_code() {
+    // The JIT engine does REP MOVS/STOS a page at a time in bulk (accel's rep_string.rs);
+    // every case must end as the semantics' element-by-element execution and the CPU end it.
+    const DATA: u64 = 0x50_0000;
+    const END: u64 = 64 << 20;
+    let fill = vec![0xaa; 0x4000];
+
+    // STOSQ over three pages from an unaligned start, then STOSB of the rest of a page.
+    let code = asm(|a| {
+        a.mov(rdi, DATA + 0xff3).unwrap();
+        a.mov(ecx, 1000u32).unwrap();
+        a.mov(rax, 0x0102_0304_0506_0708u64).unwrap();
+        a.rep().stosq().unwrap();
+        a.mov(ecx, 77u32).unwrap();
+        a.mov(al, 0x5a).unwrap();
+        a.rep().stosb().unwrap();
+    });
+    let s = Snippet::new(code).with_memory(DATA, fill.clone());
+    let r = run_all("rep_stos_across_pages", &s);
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!(r.state.gpr[reg::RDI], DATA + 0xff3 + 8000 + 77);
+    assert_eq!(r.memory[0].1[0xff3 + 7999], 0x01);
+    assert_eq!(r.memory[0].1[0xff3 + 8000], 0x5a);
+    assert_eq!(r.memory[0].1[0xff3 + 8077], 0xaa);
+
+    // MOVSB onto itself one byte ahead: element order replicates the first byte; MOVSD from
+    // a source page to a destination page at different offsets.
+    let pattern: Vec<u8> = (0..0x4000u32).map(|i| (i * 7) as u8).collect();
+    let code = asm(|a| {
+        a.mov(rsi, DATA + 0x100).unwrap();
+        a.mov(rdi, DATA + 0x101).unwrap();
+        a.mov(ecx, 5000u32).unwrap();
+        a.rep().movsb().unwrap();
+        a.mov(rsi, DATA + 0x2ffe).unwrap();
+        a.mov(rdi, DATA + 0x1802).unwrap();
+        a.mov(ecx, 700u32).unwrap();
+        a.rep().movsd().unwrap();
+    });
+    let s = Snippet::new(code).with_memory(DATA, pattern.clone());
+    let r = run_all("rep_movs_overlapping", &s);
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert!(r.memory[0].1[0x101..0x101 + 5000]
+        .iter()
+        .all(|&b| b == pattern[0x100]));
+    assert_eq!(r.state.gpr[reg::RCX], 0);
+
+    // STOSB running off the end of mapped memory: #PF at the first unmapped byte, with RCX
+    // and RDI at that element and every byte before it written.
+    let code = asm(|a| {
+        a.mov(rdi, END - 0x1800).unwrap();
+        a.mov(ecx, 0x2000u32).unwrap();
+        a.mov(al, 0x11).unwrap();
+        a.rep().stosb().unwrap();
+    });
+    let s = Snippet::new(code).with_memory(END - 0x2000, vec![0xaa; 0x2000]);
+    let r = run_all("rep_stos_faults", &s);
+    assert_eq!(
+        r.end,
+        SnippetEnd::Exception {
+            vector: 14,
+            error_code: Some(6),
+            cr2: Some(END)
+        }
+    );
+    assert_eq!(r.state.gpr[reg::RDI], END);
+    assert_eq!(r.state.gpr[reg::RCX], 0x800);
+    assert!(r.memory[0].1[0x800..].iter().all(|&b| b == 0x11));
+
+    // MOVSB over the snippet's own next instructions: the copied code runs.
+    let code = asm(|a| {
+        let mut target = a.create_label();
+        let mut patch = a.create_label();
+        let mut done = a.create_label();
+        a.lea(rsi, ptr(patch)).unwrap();
+        a.lea(rdi, ptr(target)).unwrap();
+        a.mov(ecx, 5u32).unwrap();
+        a.rep().movsb().unwrap();
+        a.set_label(&mut target).unwrap();
+        a.mov(eax, 1u32).unwrap();
+        a.jmp(done).unwrap();
+        a.set_label(&mut patch).unwrap();
+        a.mov(eax, 2u32).unwrap();
+        a.set_label(&mut done).unwrap();
+        a.nop().unwrap();
+    });
+    let r = run_all("rep_movs_over_code", &Snippet::new(code));
+    assert_eq!(r.end, SnippetEnd::Completed);
+    assert_eq!(r.state.gpr[reg::RAX], 2);
+}

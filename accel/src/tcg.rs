@@ -13,6 +13,7 @@ mod env;
 mod fast_hash;
 mod jit_glue;
 mod memory;
+mod rep_string;
 mod system_bus;
 mod thread_cpu;
 mod tlb;

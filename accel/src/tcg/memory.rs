@@ -84,6 +84,11 @@ impl MemoryState {
     }
 
     /// The local APIC if physical address `phys` lies in its page.
+    /// True if `phys` is on this vCPU's local APIC page.
+    pub fn is_apic_page(&self, phys: u64) -> bool {
+        self.apic_page == Some(phys >> 12)
+    }
+
     fn apic_at(&self, phys: u64) -> Option<&dyn LocalApic> {
         if self.apic_page == Some(phys >> 12) {
             self.apic.as_deref()

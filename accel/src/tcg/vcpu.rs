@@ -35,6 +35,7 @@ use super::block::{form, Block, BlockCache, BlockKey, VirtKey};
 use super::compile::{compilable_prefix, compile, Job, Outcome, Worker};
 use super::env::{fetch, TcgEnv};
 use super::memory::{BoundLinear, Linear, MemoryState};
+use super::rep_string;
 use super::system_bus::TcgSystemBus;
 use crate::accelerator::{IrqchipConnection, MachineBus, TcgConfig, Tier, Vcpu, VcpuExit};
 use crate::error::AccelError;
@@ -61,6 +62,8 @@ pub struct TcgStats {
     pub blocks_translated: u64,
     /// Nanoseconds spent fetching and decoding blocks.
     pub decode_nanos: u64,
+    /// Page-sized chunks of REP MOVS/STOS done in bulk.
+    pub string_chunks: u64,
 }
 
 /// Runs a block needs before tier `auto` compiles it. Compiling costs ~200 µs of the worker
@@ -646,6 +649,19 @@ impl TcgVcpu {
             ));
         }
         let shadow = self.ctx.cpu.events.interrupt_shadow != 0;
+        if bitness == 64 && !shadow {
+            if let Some((w, movs)) = block.insns.first().and_then(rep_string::candidate) {
+                // DF lives in RFLAGS itself (only the arithmetic flags are kept lazily).
+                let mut linear = Linear {
+                    space: &self.bus.memory,
+                    state: &mut self.mem,
+                };
+                if rep_string::run_chunk(&mut self.ctx.cpu, &mut linear, &block.insns[0], w, movs) {
+                    self.stats.string_chunks += 1;
+                    return BlockEnd::Continue;
+                }
+            }
+        }
         let dc = Dc::new(bitness);
         let mut start = 0;
         if !shadow && self.config.tier != Tier::Interp {
@@ -916,8 +932,9 @@ impl Vcpu for TcgVcpu {
         );
         let _ = writeln!(
             r,
-            "  instructions interpreted or entered through the dispatcher {}",
-            s.insns_run
+            "  instructions interpreted or entered through the dispatcher {}  REP MOVS/STOS chunks done in bulk {}",
+            s.insns_run,
+            s.string_chunks
         );
         let lookups = s.tlb_hits + s.tlb_misses;
         let _ = writeln!(
