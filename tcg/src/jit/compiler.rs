@@ -205,7 +205,7 @@ impl Compiler {
             let ctx = fb.block_params(entry)[0];
             let mut jb = JitBuilder::new(fb, ctx, *abi, sigs);
             emit(&mut jb);
-            jb.fill_shared_exits();
+            jb.fill_trap_exit();
             jb.fb.seal_all_blocks();
             jb.fb.finalize(self.isa.frontend_config());
         }
