@@ -91,7 +91,7 @@ fn main() {
     let mut t = Tlb::default();
     let fill = |t: &mut Tlb| {
         for &a in &hits {
-            t.fill(black_box(a), a & !0xfff, false, true);
+            t.fill(black_box(a), a & !0xfff, false, true, false);
         }
     };
     fill(&mut t);

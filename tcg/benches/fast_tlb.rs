@@ -40,7 +40,7 @@ fn main() {
         .collect();
     let fill = |t: &mut FastTlb| {
         for (&a, &page) in hits.iter().zip(&pages) {
-            t.fill(black_box(a), page, true);
+            t.fill(black_box(a), page, true, false);
         }
     };
     let mut tlb = Box::<FastTlb>::default();

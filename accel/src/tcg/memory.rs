@@ -68,6 +68,15 @@ impl MemoryState {
         self.large_pages.clear();
     }
 
+    /// Forgets the non-global translations (a CR3 write). The large-page list stays: global
+    /// large pages may still be cached, and INVLPG must find them.
+    pub fn flush_non_global(&mut self) {
+        self.tlb.flush_non_global();
+        for f in &mut self.fast {
+            f.flush_non_global();
+        }
+    }
+
     /// Re-reads where the local APIC's page is, after anything that may have moved it (an
     /// APIC-base write, a reset); the TLBs are flushed, since a RAM page may have become the
     /// APIC's or the APIC's page RAM again.
@@ -162,11 +171,11 @@ impl Linear<'_> {
         let user = !supervisor && cpu.cpl() == 3;
         let write = access == Access::Write;
         if access != Access::Execute {
-            if let Some(page) = self.state.tlb.lookup(addr, user, write) {
+            if let Some((page, global)) = self.state.tlb.lookup(addr, user, write) {
                 let phys = (page << 12) | (addr & 0xfff);
                 // The fast TLB may have lost this page (to a conflict, or its write permission
                 // to a new code page elsewhere): put it back, or compiled code keeps coming here.
-                self.fill_fast(addr, phys, user, write);
+                self.fill_fast(addr, phys, user, write, global);
                 return Ok(phys);
             }
         }
@@ -177,12 +186,12 @@ impl Linear<'_> {
         };
         let t = paging::translate(cpu, &mut Phys(self.space), addr, access, who)?;
         if access != Access::Execute {
-            self.state.tlb.fill(addr, t.phys, user, write);
+            self.state.tlb.fill(addr, t.phys, user, write, t.global);
             if t.page_size > 4096 {
                 let base = addr & !(t.page_size - 1);
                 self.state.large_pages.insert((base, t.page_size));
             }
-            self.fill_fast(addr, t.phys, user, write);
+            self.fill_fast(addr, t.phys, user, write, t.global);
         }
         Ok(t.phys)
     }
@@ -200,13 +209,13 @@ impl Linear<'_> {
 
     /// Enters `addr` -> `phys` in the fast TLB of `user`'s privilege if it is plain RAM (not
     /// the APIC page); stores allowed if `write` and no translated code is on the page.
-    fn fill_fast(&mut self, addr: u64, phys: u64, user: bool, write: bool) {
+    fn fill_fast(&mut self, addr: u64, phys: u64, user: bool, write: bool, global: bool) {
         if self.state.apic_page == Some(phys >> 12) {
             return;
         }
         if let Some(host) = self.space.ram_page_host(phys) {
             let writable = write && !self.state.code_pages.contains(&(phys >> 12));
-            self.state.fast[usize::from(user)].fill(addr, host, writable);
+            self.state.fast[usize::from(user)].fill(addr, host, writable, global);
         }
     }
 

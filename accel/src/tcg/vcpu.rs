@@ -795,7 +795,7 @@ impl TcgVcpu {
                 BlockEnd::Continue
             }
             Ok(SystemOutcome::FlushNonGlobal) => {
-                self.mem.flush_tlb();
+                self.mem.flush_non_global();
                 self.blocks.flush_jump_cache_non_global();
                 BlockEnd::Continue
             }

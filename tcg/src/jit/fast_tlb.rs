@@ -30,14 +30,15 @@ pub struct FastTlbEntry {
     pub write_tag: u64,
     /// Host address minus linear address, for the page.
     pub addend: u64,
-    _pad: u64,
+    /// 1 if the page is global (kept by [`FastTlb::flush_non_global`]).
+    pub global: u64,
 }
 
 const EMPTY: FastTlbEntry = FastTlbEntry {
     read_tag: INVALID,
     write_tag: INVALID,
     addend: 0,
-    _pad: 0,
+    global: 0,
 };
 
 /// One table (one per privilege level the engine distinguishes).
@@ -59,8 +60,9 @@ fn slot(linear: u64) -> usize {
 }
 
 impl FastTlb {
-    /// Records that `linear`'s page is RAM at `host_page`; stores allowed if `writable`.
-    pub fn fill(&mut self, linear: u64, host_page: *mut u8, writable: bool) {
+    /// Records that `linear`'s page is RAM at `host_page`; stores allowed if `writable`;
+    /// `global` pages survive [`Self::flush_non_global`].
+    pub fn fill(&mut self, linear: u64, host_page: *mut u8, writable: bool, global: bool) {
         let page = linear & !0xfff;
         let addend = (host_page as u64).wrapping_sub(page);
         let e = &mut self.entries[slot(linear)];
@@ -74,7 +76,7 @@ impl FastTlb {
                 INVALID
             },
             addend,
-            _pad: 0,
+            global: u64::from(global),
         };
     }
 
@@ -91,6 +93,13 @@ impl FastTlb {
     /// Forgets everything.
     pub fn flush(&mut self) {
         self.entries.fill(EMPTY);
+    }
+
+    /// Forgets every page but the global ones (a CR3 write).
+    pub fn flush_non_global(&mut self) {
+        for e in self.entries.iter_mut().filter(|e| e.global == 0) {
+            *e = EMPTY;
+        }
     }
 
     /// Forgets the page holding `linear` (INVLPG).
@@ -127,7 +136,7 @@ mod tests {
     fn hits_need_the_tag_the_permission_and_one_page() {
         let mut t = FastTlb::default();
         let mut page = vec![0u8; 4096];
-        t.fill(0x7000_1234, page.as_mut_ptr(), false);
+        t.fill(0x7000_1234, page.as_mut_ptr(), false, false);
         let p = t.lookup(0x7000_1010, 8, false).unwrap();
         assert_eq!(p as usize - page.as_ptr() as usize, 0x10);
         assert!(t.lookup(0x7000_1010, 8, true).is_none());
@@ -139,7 +148,7 @@ mod tests {
             t.lookup(0x7010_1010, 8, false).is_none(),
             "other page, same slot"
         );
-        t.fill(0x7000_1000, page.as_mut_ptr(), true);
+        t.fill(0x7000_1000, page.as_mut_ptr(), true, false);
         assert!(t.lookup(0x7000_1ff8, 8, true).is_some());
         t.flush_writes();
         assert!(t.lookup(0x7000_1000, 1, true).is_none());
