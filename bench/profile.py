@@ -12,7 +12,8 @@ sorted into what the emulator was doing:
 
   generated   compiled guest code and the FPU stubs (anonymous executable memory)
   helpers     host functions that compiled code calls: memory slow paths (jit_load,
-              jit_store, the softmmu and page walks under them), flags, the FPU runner
+              jit_store, the softmmu and page walks under them), flags (eflags_from_cc,
+              which the interpreter calls too), the FPU runner
   interpreter tier 0: the x86 semantics run over the interpreter builder
   dispatcher  finding the next block, chaining, interrupts, invalidations
   decode      fetching and decoding new blocks
@@ -46,7 +47,8 @@ CLASSES = ["generated", "helpers", "interpreter", "dispatcher", "decode", "kerne
 RULES = [
     ("decode", re.compile(r"iced_x86::|tcg::block::form|lookup_block|fetch_block|env::fetch")),
     ("helpers", re.compile(
-        r"jit_glue|jit_load|jit_store|helper_|fpu::run|Linear::|paging::|Walk::|AddressSpace|"
+        r"jit_glue|jit_load|jit_store|helper_|eflags_from_cc|fpu::run|Linear::|paging::|Walk::|"
+        r"AddressSpace|"
         r"memory::Phys|ram_page_host|fast_tlb|FastTlb|tlb::Tlb|mmio|PortBus|hw::")),
     ("interpreter", re.compile(
         r"semantics::|Interp<|interp::|TcgVcpu::step|system::|flags::|fpu::|operand::|"
