@@ -32,17 +32,16 @@ impl InterpEnv for TcgEnv<'_, '_> {
 
     fn load(&mut self, addr: u64, w: Width) -> Result<u64, InterpTrap> {
         let mut b = [0u8; 8];
-        let cpu = self.ctx.cpu;
+        // Borrowed, not copied: CpuState is large (a copy per access was the boot's memmove).
         self.mem
-            .read(&cpu, addr, &mut b[..w.bytes()], false)
+            .read(&self.ctx.cpu, addr, &mut b[..w.bytes()], false)
             .map_err(|f| trap(f, &mut self.mem.state.last_cr2))?;
         Ok(u64::from_le_bytes(b))
     }
 
     fn store(&mut self, addr: u64, w: Width, v: u64) -> Result<(), InterpTrap> {
-        let cpu = self.ctx.cpu;
         self.mem
-            .write(&cpu, addr, &v.to_le_bytes()[..w.bytes()], false)
+            .write(&self.ctx.cpu, addr, &v.to_le_bytes()[..w.bytes()], false)
             .map_err(|f| trap(f, &mut self.mem.state.last_cr2))
     }
 
