@@ -43,42 +43,6 @@ pub fn compilable_prefix(insns: &[Instruction], dc: &Dc) -> (usize, bool) {
     (n, true)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use iced_x86::{Decoder, DecoderOptions};
-
-    fn block(bytes: &[u8], ip: u64) -> Vec<Instruction> {
-        let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
-        let mut v = Vec::new();
-        while d.can_decode() {
-            v.push(d.decode());
-        }
-        v
-    }
-
-    #[test]
-    fn only_constant_same_page_successors_skip_the_jump_table() {
-        // jne +0x10 within the page; a fall-through into the same page.
-        assert!(successors_linkable(&block(&[0x75, 0x10], 0x1000)));
-        assert!(successors_linkable(&block(&[0x90], 0x1000)));
-        // jne whose target is on the next page.
-        assert!(!successors_linkable(&block(&[0x75, 0x10], 0x1ff0)));
-        // call rel32 to another page; ret; jmp rax.
-        assert!(!successors_linkable(&block(
-            &[0xe8, 0x00, 0x10, 0x00, 0x00],
-            0x1000
-        )));
-        assert!(!successors_linkable(&block(&[0xc3], 0x1000)));
-        assert!(!successors_linkable(&block(&[0xff, 0xe0], 0x1000)));
-        // call rel32 within the page.
-        assert!(successors_linkable(&block(
-            &[0xe8, 0x10, 0x00, 0x00, 0x00],
-            0x1000
-        )));
-    }
-}
-
 /// True if every successor of the block `insns` is a constant on the block's first page: the
 /// two chain slots then hold all of them (see `ChainSlots::may_link`).
 pub fn successors_linkable(insns: &[Instruction]) -> bool {
@@ -299,5 +263,41 @@ impl Worker {
     /// A finished job, if one is ready.
     pub fn poll(&self) -> Option<Outcome> {
         self.results.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn block(bytes: &[u8], ip: u64) -> Vec<Instruction> {
+        let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+        let mut v = Vec::new();
+        while d.can_decode() {
+            v.push(d.decode());
+        }
+        v
+    }
+
+    #[test]
+    fn only_constant_same_page_successors_skip_the_jump_table() {
+        // jne +0x10 within the page; a fall-through into the same page.
+        assert!(successors_linkable(&block(&[0x75, 0x10], 0x1000)));
+        assert!(successors_linkable(&block(&[0x90], 0x1000)));
+        // jne whose target is on the next page.
+        assert!(!successors_linkable(&block(&[0x75, 0x10], 0x1ff0)));
+        // call rel32 to another page; ret; jmp rax.
+        assert!(!successors_linkable(&block(
+            &[0xe8, 0x00, 0x10, 0x00, 0x00],
+            0x1000
+        )));
+        assert!(!successors_linkable(&block(&[0xc3], 0x1000)));
+        assert!(!successors_linkable(&block(&[0xff, 0xe0], 0x1000)));
+        // call rel32 within the page.
+        assert!(successors_linkable(&block(
+            &[0xe8, 0x10, 0x00, 0x00, 0x00],
+            0x1000
+        )));
     }
 }

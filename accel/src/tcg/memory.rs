@@ -93,11 +93,6 @@ impl MemoryState {
     }
 
     /// The local APIC if physical address `phys` lies in its page.
-    /// True if `phys` is on this vCPU's local APIC page.
-    pub fn is_apic_page(&self, phys: u64) -> bool {
-        self.apic_page == Some(phys >> 12)
-    }
-
     fn apic_at(&self, phys: u64) -> Option<&dyn LocalApic> {
         if self.apic_page == Some(phys >> 12) {
             self.apic.as_deref()
@@ -205,6 +200,22 @@ impl Linear<'_> {
             Privilege::Supervisor
         };
         paging::translate(cpu, &mut Phys(self.space), addr, Access::Execute, who)
+    }
+
+    /// The host address of the `len` bytes at linear `addr` (within one page) for `access`,
+    /// if compiled code's fast path could take them: plain RAM, and for writes no translated
+    /// code on the page (the fast TLB's rules, since the translation fills it). None on a
+    /// fault as well: the caller leaves the access to the semantics, which raise it.
+    pub fn host_range(
+        &mut self,
+        cpu: &CpuState,
+        addr: u64,
+        len: usize,
+        access: Access,
+    ) -> Option<*mut u8> {
+        self.translate(cpu, addr, access, false).ok()?;
+        let user = cpu.cpl() == 3;
+        self.state.fast[usize::from(user)].lookup(addr, len, access == Access::Write)
     }
 
     /// Enters `addr` -> `phys` in the fast TLB of `user`'s privilege if it is plain RAM (not

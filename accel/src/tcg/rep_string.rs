@@ -43,20 +43,6 @@ pub fn candidate(i: &Instruction) -> Option<(u64, bool)> {
     plain_source.then_some((w, movs))
 }
 
-/// The host address of linear `addr` for `access` if it is plain RAM (and, for writes, holds
-/// no translated code); None to leave the access to the semantics.
-fn host(linear: &mut Linear, cpu: &CpuState, addr: u64, access: Access) -> Option<*mut u8> {
-    let phys = linear.translate(cpu, addr, access, false).ok()?;
-    if linear.state.is_apic_page(phys) {
-        return None;
-    }
-    if access == Access::Write && linear.state.code_pages.contains(&(phys >> 12)) {
-        return None;
-    }
-    let page = linear.space.ram_page_host(phys)?;
-    Some(page.wrapping_add((phys & 0xfff) as usize))
-}
-
 /// Does the elements of the REP MOVS/STOS `i` (element size `w`) that stay within the current
 /// pages; true if it did any. `cpu` is the vCPU's state in 64-bit mode, its RIP at `i`.
 pub fn run_chunk(
@@ -81,18 +67,18 @@ pub fn run_chunk(
     }
     // The source first: the order the semantics access them in, so a fault is left for them
     // before anything changed.
+    let len = (k * w) as usize;
     let s = if movs {
-        match host(linear, cpu, src, Access::Read) {
+        match linear.host_range(cpu, src, len, Access::Read) {
             Some(p) => p,
             None => return false,
         }
     } else {
         std::ptr::null_mut()
     };
-    let Some(d) = host(linear, cpu, dst, Access::Write) else {
+    let Some(d) = linear.host_range(cpu, dst, len, Access::Write) else {
         return false;
     };
-    let len = (k * w) as usize;
     if movs {
         // Element by element in order when the destination overlaps the source ahead of it
         // (the guest sees its own writes re-read); otherwise the result equals a memmove.
@@ -100,8 +86,8 @@ pub fn run_chunk(
         if ahead {
             for e in 0..k as usize {
                 let o = e * w as usize;
-                // SAFETY: both ranges lie in RAM pages returned by `host` (k elements fit in
-                // each page), which the address space keeps mapped while the vCPU runs.
+                // SAFETY: both ranges lie in RAM pages returned by `host_range` (k elements
+                // fit in each page), which the address space keeps mapped while the vCPU runs.
                 unsafe { std::ptr::copy(s.add(o), d.add(o), w as usize) };
             }
         } else {
@@ -112,7 +98,7 @@ pub fn run_chunk(
     } else {
         let value = cpu.gpr[reg::RAX].to_le_bytes();
         if w == 1 {
-            // SAFETY: the destination range lies in one RAM page returned by `host`.
+            // SAFETY: the destination range lies in one RAM page returned by `host_range`.
             unsafe { std::ptr::write_bytes(d, value[0], len) };
         } else {
             for e in 0..k as usize {

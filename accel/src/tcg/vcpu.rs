@@ -971,34 +971,24 @@ impl Vcpu for TcgVcpu {
             );
         }
         let secs = |n: u64| n as f64 / 1e9;
-        match (&self.worker, &self.compiler) {
-            (Some(w), _) => {
-                let _ = writeln!(
-                    r,
-                    "  thread CPU: vCPU {:.2} s (decoding {:.2} s)  compiler {:.2} s",
-                    secs(self.cpu_nanos),
-                    secs(s.decode_nanos),
-                    secs(w.stats().cpu_nanos)
-                );
-            }
-            (None, Some(c)) => {
-                let _ = writeln!(
-                    r,
-                    "  thread CPU: vCPU {:.2} s (decoding {:.2} s, compiling {:.2} s)",
-                    secs(self.cpu_nanos),
-                    secs(s.decode_nanos),
-                    secs(c.stats.nanos)
-                );
-            }
-            (None, None) => {
-                let _ = writeln!(
-                    r,
-                    "  thread CPU: vCPU {:.2} s (decoding {:.2} s)",
-                    secs(self.cpu_nanos),
-                    secs(s.decode_nanos)
-                );
-            }
-        }
+        // Tier `jit` compiles on the vCPU thread, tier `auto` on the worker's.
+        let (inline, worker) = match (&self.worker, &self.compiler) {
+            (Some(w), _) => (
+                String::new(),
+                format!("  compiler {:.2} s", secs(w.stats().cpu_nanos)),
+            ),
+            (None, Some(c)) => (
+                format!(", compiling {:.2} s", secs(c.stats.nanos)),
+                String::new(),
+            ),
+            (None, None) => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            r,
+            "  thread CPU: vCPU {:.2} s (decoding {:.2} s{inline}){worker}",
+            secs(self.cpu_nanos),
+            secs(s.decode_nanos)
+        );
         if !s.unimplemented.is_empty() {
             let list: Vec<String> = s
                 .unimplemented
