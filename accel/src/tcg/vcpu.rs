@@ -68,7 +68,7 @@ pub struct TcgStats {
 
 /// Runs a block needs before tier `auto` compiles it. Compiling costs ~200 µs of the worker
 /// thread, interpreting a block ~0.6 µs of the vCPU's: at 16 the Linux boot queued more than
-/// the worker could compile and its hot blocks waited, interpreted (boot to /init 6.0-8.3 s);
+/// the worker could compile and its hot blocks waited, interpreted (boot to /init 5.8-8.8 s);
 /// 64 and 128 both gave 4.1-4.9 s, 128 with a quarter less compiling (measured side by side).
 const HOT_THRESHOLD: u32 = 100;
 
