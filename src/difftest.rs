@@ -27,6 +27,7 @@ pub mod expectations;
 pub mod faults;
 pub mod fp;
 pub mod generator;
+pub mod host;
 pub mod operands;
 pub mod report;
 pub mod rng;

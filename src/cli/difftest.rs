@@ -295,6 +295,10 @@ fn record(req: &DiffRequest, path: &std::path::Path) -> Result<bool, crate::diff
             .to_string(),
         "# memory on KVM (the host CPU at CPL3). Regenerate: tandem difftest --record FILE"
             .to_string(),
+        "# Only what every x86-64 CPU computes alike is hashed (src/difftest/undefined.rs), so"
+            .to_string(),
+        "# the file holds on Intel and AMD hosts whichever it was recorded on.".to_string(),
+        expectations::recorded_on_line(&crate::difftest::host::description()),
     ];
     let mut done = 0u64;
     for plan in &req.plans {

@@ -9,7 +9,7 @@ use crate::harness::{SnippetEnd, SnippetResult};
 use tandem_target_x86_64::cpu_state::reg;
 
 use super::generator::Sequence;
-use super::undefined::{fsw_bits, xmm_bit, ARITH};
+use super::undefined::{canonical_nans, fsw_bits, xmm_bit, xmm_nan_bit, ARITH};
 
 /// What is compared of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,8 @@ pub struct Masked {
     pub mask: u64,
     /// RAX..R15.
     pub gpr: [u64; 16],
-    /// XMM0-15 (an undefined one reads 0).
+    /// XMM0-15 (an undefined one reads 0; NaN lanes whose NaN is the implementation's choice
+    /// read as one canonical NaN).
     pub xmm: [u128; 16],
     /// MXCSR.
     pub mxcsr: u32,
@@ -48,6 +49,9 @@ pub fn masked(seq: &Sequence, r: &SnippetResult) -> Masked {
     for (i, x) in xmm.iter_mut().enumerate() {
         if mask & xmm_bit(i) == 0 {
             *x = u128::from_le_bytes(s.fx.xmm(i));
+            if mask & xmm_nan_bit(i) != 0 {
+                *x = canonical_nans(*x);
+            }
         }
     }
     let mut memory = r.memory.clone();
@@ -156,6 +160,8 @@ pub fn fields(m: &Masked) -> Vec<(String, String)> {
     for (i, x) in m.xmm.iter().enumerate() {
         let v = if m.mask & xmm_bit(i) != 0 {
             "undefined (masked)".to_string()
+        } else if m.mask & xmm_nan_bit(i) != 0 {
+            format!("{x:#x} (NaN lanes canonical)")
         } else {
             format!("{x:#x}")
         };
