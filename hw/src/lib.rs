@@ -10,4 +10,6 @@ pub mod intc;
 pub mod loader;
 pub mod misc;
 pub mod pc;
+pub mod pci;
 pub mod timer;
+pub mod virtio;

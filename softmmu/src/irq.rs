@@ -17,6 +17,14 @@ pub trait IrqSink: Send + Sync {
     fn set_irq(&self, gsi: u32, level: bool);
 }
 
+/// Receives message-signalled interrupts (PCI MSI and MSI-X): the local APICs under the JIT,
+/// KVM_SIGNAL_MSI (or an irqfd route) under KVM. A device never knows which.
+pub trait MsiSink: Send + Sync {
+    /// Delivers the message: `address` as written to the MSI address registers (0xFEExxxxx:
+    /// destination APIC ID and mode), `data` the vector and delivery mode.
+    fn send_msi(&self, address: u64, data: u32);
+}
+
 /// One interrupt line of a device.
 #[derive(Clone)]
 pub struct IrqLine {

@@ -18,6 +18,6 @@ pub use address_space::{AccessResult, AddressSpace, AddressSpaceBuilder, MemoryS
 pub use control::{MachineRequest, RunControl};
 pub use device::{MmioDevice, PortDevice, SharedMmioDevice, SharedPortDevice};
 pub use error::{MapError, MemoryError};
-pub use irq::{InterruptAcknowledge, InterruptPin, IrqForwarder, IrqLine, IrqSink};
+pub use irq::{InterruptAcknowledge, InterruptPin, IrqForwarder, IrqLine, IrqSink, MsiSink};
 pub use port_bus::PortBus;
 pub use ram::GuestRam;

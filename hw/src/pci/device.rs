@@ -1,0 +1,31 @@
+//! What a PCI function is to the bus: a configuration space and the BARs it decodes.
+
+/// The kind of a base address register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarKind {
+    /// 32-bit memory BAR.
+    Memory32,
+    /// 64-bit memory BAR (takes two BAR slots).
+    Memory64 {
+        /// Prefetchable.
+        prefetchable: bool,
+    },
+    /// I/O port BAR.
+    Io,
+}
+
+/// One PCI function on the bus. The bus owns slot numbering, BAR placement and the windows
+/// that route guest accesses to [`PciDevice::bar_read`]/[`PciDevice::bar_write`] while the
+/// function's command register enables them.
+pub trait PciDevice: Send {
+    /// A configuration-space read of 1, 2 or 4 bytes at `offset` (0..4096).
+    fn config_read(&mut self, offset: u16, data: &mut [u8]);
+    /// A configuration-space write of 1, 2 or 4 bytes at `offset` (0..4096).
+    fn config_write(&mut self, offset: u16, data: &[u8]);
+    /// The function's BARs: (index 0-5, kind, size in bytes, a power of two).
+    fn bars(&self) -> Vec<(u8, BarKind, u64)>;
+    /// A guest read at `offset` inside BAR `bar`.
+    fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]);
+    /// A guest write at `offset` inside BAR `bar`.
+    fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]);
+}

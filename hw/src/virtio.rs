@@ -1,0 +1,2 @@
+//! virtio devices: the split virtqueue and the modern virtio-pci transport, written once, and
+//! the devices on them.
