@@ -12,7 +12,9 @@ use tandem_hw::loader::{EntryMode, FlatSpec};
 use crate::config::{AccelKind, MachineConfig, SerialConfig};
 
 pub mod difftest;
+pub mod drive;
 pub mod exec;
+pub mod qemu_opts;
 
 /// tandem: a full-system x86_64 emulator (a JIT and KVM behind one PC machine).
 #[derive(Debug, Parser)]
@@ -68,6 +70,17 @@ struct Args {
     /// Write the -d trace to FILE instead of stderr.
     #[arg(short = 'D', value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// A disk image: file=PATH[,format=raw|qcow2|qed][,if=virtio|none][,id=ID][,cache=MODE]
+    /// [,readonly=on][,snapshot=on].
+    #[arg(long = "drive", value_name = "OPTIONS")]
+    drive: Vec<String>,
+    /// A device: NAME[,PROP=VALUE...] (`-device help` lists them, `-device NAME,help` their
+    /// properties).
+    #[arg(long = "device", value_name = "NAME[,PROP=VALUE...]")]
+    device: Vec<String>,
+    /// Write every disk's changes to a temporary overlay; the images stay unchanged.
+    #[arg(long = "snapshot")]
+    snapshot: bool,
 }
 
 /// Single-dash spellings accepted for long options.
@@ -84,6 +97,9 @@ const LONG_OPTIONS: &[&str] = &[
     "machine",
     "flat-addr",
     "entry-mode",
+    "drive",
+    "device",
+    "snapshot",
     "help",
     "version",
 ];
@@ -124,6 +140,8 @@ const VALUE_OPTIONS: &[&str] = &[
     "machine",
     "flat-addr",
     "entry-mode",
+    "drive",
+    "device",
     "m",
     "M",
     "d",
@@ -200,7 +218,7 @@ pub fn parse_size(s: &str) -> Result<u64, CliError> {
     n.checked_mul(1u64 << shift).ok_or_else(bad)
 }
 
-fn parse_u64(s: &str) -> Option<u64> {
+pub(crate) fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => s.parse().ok(),
@@ -376,6 +394,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             }
         }
     }
+    let mut devices = Vec::new();
+    for spec in &args.device {
+        match drive::parse_device(spec)? {
+            drive::DeviceArg::Device(d) => devices.push(d),
+            drive::DeviceArg::Help(text) => return Ok(Command::Print(text)),
+        }
+    }
+    let mut drives = args
+        .drive
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| drive::parse_drive(spec, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    drive::resolve(&mut drives, &mut devices, args.snapshot)?;
     let Some(kernel) = args.kernel else {
         let mut cmd = Args::command();
         return Err(CliError(format!(
@@ -386,6 +418,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     let mut config = MachineConfig::new(accel, kernel);
     config.kernel_irqchip = kernel_irqchip;
     config.tcg = tcg;
+    config.drives = drives;
+    config.devices = devices;
     if let Some(m) = &args.memory {
         config.ram_size = parse_size(m)?;
         if config.ram_size == 0 {

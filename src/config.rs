@@ -34,6 +34,84 @@ pub enum SerialConfig {
     None,
 }
 
+/// How a drive's image is cached on the host, with QEMU's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// The host page cache; FLUSH reaches the disk (the default).
+    #[default]
+    Writeback,
+    /// O_DIRECT where the host allows it; FLUSH reaches the disk.
+    None,
+    /// The page cache, and every write flushed.
+    Writethrough,
+    /// O_DIRECT, and every write flushed.
+    Directsync,
+    /// The page cache; FLUSH is ignored (fast; data lost on a host crash).
+    Unsafe,
+}
+
+impl CacheMode {
+    /// The mode called `name` on the command line.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "writeback" => Self::Writeback,
+            "none" => Self::None,
+            "writethrough" => Self::Writethrough,
+            "directsync" => Self::Directsync,
+            "unsafe" => Self::Unsafe,
+            _ => return Option::None,
+        })
+    }
+}
+
+/// The interface a `-drive` is attached by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveInterface {
+    /// A virtio-blk-pci device made for it (`if=virtio`).
+    Virtio,
+    /// No device: a `-device ...,drive=ID` uses it (`if=none`).
+    None,
+}
+
+/// One `-drive`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveConfig {
+    /// Its ID (`id=`; generated when absent, as QEMU's `virtio0`...).
+    pub id: String,
+    /// The image file.
+    pub file: PathBuf,
+    /// The format (`raw`, `qcow2`, `qed`), probed when absent.
+    pub format: Option<String>,
+    /// How it is attached.
+    pub interface: DriveInterface,
+    /// Host caching.
+    pub cache: CacheMode,
+    /// Writes refused (`readonly=on`).
+    pub read_only: bool,
+    /// Writes go to a temporary overlay (`snapshot=on`, or `-snapshot`).
+    pub snapshot: bool,
+}
+
+/// One `-device`: a type from [`device_types`](crate::device_types) and its properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The type's name.
+    pub driver: String,
+    /// Its properties, as given (checked against the type's).
+    pub props: Vec<(String, String)>,
+}
+
+impl DeviceConfig {
+    /// The value of property `name`.
+    pub fn prop(&self, name: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// A whole machine's configuration.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -59,6 +137,10 @@ pub struct MachineConfig {
     pub flat: Option<FlatSpec>,
     /// JIT engine options (`-accel tcg,tier=...`, `-d unimp`).
     pub tcg: tandem_accel::TcgConfig,
+    /// Disk images (`-drive`).
+    pub drives: Vec<DriveConfig>,
+    /// Devices (`-device`, and those `-drive if=virtio` implies).
+    pub devices: Vec<DeviceConfig>,
 }
 
 impl MachineConfig {
@@ -76,6 +158,8 @@ impl MachineConfig {
             kernel_irqchip: true,
             flat: None,
             tcg: tandem_accel::TcgConfig::default(),
+            drives: Vec::new(),
+            devices: Vec::new(),
         }
     }
 }

@@ -58,9 +58,34 @@ fn read_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Erro
     })
 }
 
+/// Refuses a `-device` this board cannot honour yet.
+fn check_device(dev: &crate::config::DeviceConfig) -> Result<(), Error> {
+    match dev.driver.as_str() {
+        "isa-debug-exit" => {
+            let at = |name: &str, want: u64| {
+                dev.prop(name)
+                    .is_none_or(|v| crate::cli::parse_u64(v) == Some(want))
+            };
+            if at("iobase", 0xf4) && at("iosize", 4) {
+                Ok(())
+            } else {
+                Err(Error::Config(
+                    "-device isa-debug-exit: the board has one, at iobase=0xf4,iosize=4".into(),
+                ))
+            }
+        }
+        other => Err(Error::Config(format!(
+            "-device {other}: not attached to the board yet"
+        ))),
+    }
+}
+
 impl Machine {
     /// Builds the machine described by `config` and loads its kernel.
     pub fn new(config: MachineConfig) -> Result<Self, Error> {
+        for dev in &config.devices {
+            check_device(dev)?;
+        }
         // Files first: a bad path is reported before any engine is started.
         let kernel = read_file("kernel", &config.kernel)?;
         let initrd = match &config.initrd {
