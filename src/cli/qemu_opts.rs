@@ -40,7 +40,7 @@ impl QemuOpts {
                 return Err(CliError(format!("{option}: empty item in '{s}'")));
             }
             match item.split_once('=') {
-                Some((k, _)) if k.is_empty() => {
+                Some(("", _)) => {
                     return Err(CliError(format!(
                         "{option}: missing key before '=' in '{s}'"
                     )))
