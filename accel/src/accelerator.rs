@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tandem_softmmu::{
-    AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, PortBus, RunControl,
+    AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, MsiSink, PortBus, RunControl,
 };
 use tandem_target_x86_64::CpuState;
 
@@ -119,6 +119,11 @@ pub trait Accelerator: Send + Sync {
     /// The engine's own interrupt controller (KVM in-kernel irqchip), which device lines must
     /// then be wired to; None when the board's userspace controllers are to be used.
     fn irq_sink(&self) -> Option<Arc<dyn IrqSink>>;
+    /// The engine's own receiver of PCI MSI/MSI-X messages (KVM_SIGNAL_MSI with the in-kernel
+    /// irqchip); None when the board's local APICs take them, or nothing does.
+    fn msi_sink(&self) -> Option<Arc<dyn MsiSink>> {
+        None
+    }
     /// Connects the engine to the machine's memory (KVM memory slots). Called once.
     fn attach(&mut self, bus: &MachineBus) -> Result<(), AccelError>;
     /// Creates vCPU `index`.

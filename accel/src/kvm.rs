@@ -23,7 +23,7 @@ use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use tandem_softmmu::IrqSink;
+use tandem_softmmu::{IrqSink, MsiSink};
 
 use crate::accelerator::{Accelerator, AcceleratorConfig, MachineBus, Vcpu};
 use crate::error::AccelError;
@@ -119,6 +119,12 @@ impl Accelerator for KvmAccelerator {
 
     fn irq_sink(&self) -> Option<Arc<dyn IrqSink>> {
         self.irq.clone().map(|s| s as Arc<dyn IrqSink>)
+    }
+
+    fn msi_sink(&self) -> Option<Arc<dyn MsiSink>> {
+        self.config
+            .kernel_irqchip
+            .then(|| Arc::new(irqchip::KvmMsiSink::new(self.vm.clone())) as Arc<dyn MsiSink>)
     }
 
     fn attach(&mut self, bus: &MachineBus) -> Result<(), AccelError> {

@@ -8,6 +8,7 @@
 //! write to a page holding translated code drops that page's blocks.
 
 mod block;
+mod code_watch;
 mod compile;
 mod env;
 mod fast_hash;
@@ -31,12 +32,17 @@ pub use vcpu::{TcgStats, TcgVcpu};
 /// The JIT engine for one machine.
 pub struct TcgAccelerator {
     config: TcgConfig,
+    /// Code pages, shared with the threads that write guest RAM (set at attach).
+    watch: Option<Arc<code_watch::CodeWatch>>,
 }
 
 impl TcgAccelerator {
     /// An engine with `config`.
     pub fn new(config: TcgConfig) -> Result<Self, AccelError> {
-        Ok(Self { config })
+        Ok(Self {
+            config,
+            watch: None,
+        })
     }
 }
 
@@ -49,11 +55,31 @@ impl Accelerator for TcgAccelerator {
         None
     }
 
-    fn attach(&mut self, _bus: &MachineBus) -> Result<(), AccelError> {
+    fn attach(&mut self, bus: &MachineBus) -> Result<(), AccelError> {
+        let top = bus
+            .memory
+            .memory_slots()
+            .iter()
+            .map(|s| s.gpa + s.len)
+            .max()
+            .unwrap_or(0);
+        let watch = Arc::new(code_watch::CodeWatch::new(top));
+        // A machine attaches one engine; should another hold the watch, DMA into code
+        // would go unseen, so say so.
+        if !bus.memory.set_write_watch(watch.clone()) {
+            return Err(AccelError::Unsupported(
+                "the address space already has a write watch".into(),
+            ));
+        }
+        self.watch = Some(watch);
         Ok(())
     }
 
     fn create_vcpu(&self, index: u32, bus: &MachineBus) -> Result<Box<dyn Vcpu>, AccelError> {
-        Ok(Box::new(TcgVcpu::new(index, bus, self.config)))
+        let mut vcpu = TcgVcpu::new(index, bus, self.config);
+        if let Some(w) = &self.watch {
+            vcpu.set_code_watch(w.clone());
+        }
+        Ok(Box::new(vcpu))
     }
 }

@@ -6,11 +6,12 @@
 //! dispatched to the device that owns the address; unassigned addresses read as all-ones.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::device::SharedMmioDevice;
 use crate::error::{MapError, MemoryError};
 use crate::host_memory::HostMemory;
+use crate::write_watch::WriteWatch;
 
 enum Backing {
     /// RAM: `mem[offset..offset + len]`.
@@ -117,6 +118,7 @@ impl AddressSpaceBuilder {
         AddressSpace {
             regions: self.regions,
             unassigned: AtomicU64::new(0),
+            watch: OnceLock::new(),
         }
     }
 }
@@ -125,6 +127,7 @@ impl AddressSpaceBuilder {
 pub struct AddressSpace {
     regions: Vec<Region>,
     unassigned: AtomicU64,
+    watch: OnceLock<Arc<dyn WriteWatch>>,
 }
 
 impl AddressSpace {
@@ -240,7 +243,20 @@ impl AddressSpace {
                 Backing::Rom { mem } => !rom_too || mem.write(off, src),
                 Backing::Mmio(_) => false,
             }
-        })
+        })?;
+        self.notify_written(gpa, data.len() as u64);
+        Ok(())
+    }
+
+    /// Installs the one [`WriteWatch`] (the engine's, when it attaches); false if one is set.
+    pub fn set_write_watch(&self, watch: Arc<dyn WriteWatch>) -> bool {
+        self.watch.set(watch).is_ok()
+    }
+
+    fn notify_written(&self, gpa: u64, len: u64) {
+        if let Some(w) = self.watch.get() {
+            w.ram_written(gpa, len);
+        }
     }
 
     /// Zeroes `[gpa, gpa + len)` of RAM.
@@ -249,7 +265,9 @@ impl AddressSpace {
         self.walk(gpa, len, |b, off, (_, n)| match b {
             Backing::Ram { mem, offset } => mem.fill(offset + off, n as usize, 0),
             Backing::Rom { .. } | Backing::Mmio(_) => true,
-        })
+        })?;
+        self.notify_written(gpa, len);
+        Ok(())
     }
 
     /// A guest load that missed RAM in the engine: dispatches to the device at `gpa`.
@@ -398,5 +416,27 @@ mod tests {
         assert!(b.rom(0x1000, &[0]).is_err());
         assert!(b.ram(0x4000, mem, 0x1000, 0x2000).is_err());
         assert_eq!(b.build().memory_slots().len(), 1);
+    }
+
+    #[test]
+    fn ram_writes_reach_the_watch() {
+        struct Log(Mutex<Vec<(u64, u64)>>);
+        impl WriteWatch for Log {
+            fn ram_written(&self, gpa: u64, len: u64) {
+                self.0.lock().unwrap().push((gpa, len));
+            }
+        }
+        let (s, _) = space();
+        let log = Arc::new(Log(Mutex::new(Vec::new())));
+        assert!(s.set_write_watch(log.clone()));
+        assert!(!s.set_write_watch(log.clone()));
+        s.write(0x10, &[1, 2, 3]).unwrap();
+        s.zero(0x20, 8).unwrap();
+        assert_eq!(s.mmio_write(0x30, &[9]), AccessResult::Memory);
+        assert!(s.write(0x1_0000_0000, &[1]).is_err());
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            vec![(0x10, 3), (0x20, 8), (0x30, 1)]
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod host_memory;
 pub mod irq;
 pub mod port_bus;
 pub mod ram;
+pub mod write_watch;
 
 pub use address_space::{AccessResult, AddressSpace, AddressSpaceBuilder, MemorySlot};
 pub use control::{MachineRequest, RunControl};
@@ -21,3 +22,4 @@ pub use error::{MapError, MemoryError};
 pub use irq::{InterruptAcknowledge, InterruptPin, IrqForwarder, IrqLine, IrqSink, MsiSink};
 pub use port_bus::PortBus;
 pub use ram::GuestRam;
+pub use write_watch::WriteWatch;

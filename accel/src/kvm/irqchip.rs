@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use kvm_bindings::{kvm_irqchip, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
+use kvm_bindings::{kvm_irqchip, kvm_msi, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
 use kvm_ioctls::VmFd;
-use tandem_softmmu::IrqSink;
+use tandem_softmmu::{IrqSink, MsiSink};
 
 use crate::error::AccelError;
 
@@ -25,6 +25,32 @@ impl IrqSink for KvmIrqSink {
         // KVM_IRQ_LINE only fails for GSIs the irqchip has no route for: a board wiring bug,
         // not a guest action, and not worth taking the machine down over.
         let _ = self.vm.set_irq_line(gsi, level);
+    }
+}
+
+/// Delivers MSI and MSI-X messages to the in-kernel local APICs with KVM_SIGNAL_MSI.
+pub struct KvmMsiSink {
+    vm: Arc<VmFd>,
+}
+
+impl KvmMsiSink {
+    /// A sink for `vm`'s in-kernel local APICs.
+    pub fn new(vm: Arc<VmFd>) -> Self {
+        Self { vm }
+    }
+}
+
+impl MsiSink for KvmMsiSink {
+    fn send_msi(&self, address: u64, data: u32) {
+        let msi = kvm_msi {
+            address_lo: address as u32,
+            address_hi: (address >> 32) as u32,
+            data,
+            ..Default::default()
+        };
+        // Fails only for a message no APIC accepts (or KVM without an irqchip, which never
+        // gets here): the guest programmed a vector to nowhere, as on hardware a lost message.
+        let _ = self.vm.signal_msi(msi);
     }
 }
 

@@ -54,6 +54,8 @@ pub struct MemoryState {
     pub exit_request: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The vCPU's local APIC, if the machine gives it one.
     pub apic: Option<Arc<dyn LocalApic>>,
+    /// The code pages as the threads writing RAM behind the vCPU see them (device DMA).
+    pub watch: Option<Arc<super::code_watch::CodeWatch>>,
     /// Physical page number the local APIC decodes now (see [`MemoryState::refresh_apic_page`]).
     pub apic_page: Option<u64>,
 }
@@ -136,6 +138,9 @@ impl MemoryState {
     /// `host` is where the page is in host memory, if it is RAM.
     pub fn add_code_page(&mut self, page: u64, host: Option<*mut u8>) {
         if self.code_pages.insert(page) {
+            if let Some(w) = &self.watch {
+                w.mark(page);
+            }
             for f in &mut self.fast {
                 match host {
                     Some(h) => f.revoke_writes_to(h),

@@ -152,6 +152,15 @@ enum BlockEnd {
 }
 
 impl TcgVcpu {
+    /// Shares this vCPU's code pages with `watch`, which hears of RAM written behind its back.
+    pub fn set_code_watch(&mut self, watch: Arc<super::code_watch::CodeWatch>) {
+        watch.add_vcpu(self.exit_request.clone());
+        for &frame in self.mem.code_pages.iter() {
+            watch.mark(frame);
+        }
+        self.mem.watch = Some(watch);
+    }
+
     /// vCPU `index` over `bus`.
     pub fn new(index: u32, bus: &MachineBus, config: TcgConfig) -> Self {
         let irq = match &bus.irqchip {
@@ -473,6 +482,9 @@ impl TcgVcpu {
     /// Drops the translations on pages guest code was written to since the last check; true
     /// if there were any.
     fn drop_translations_if_code_written(&mut self) -> bool {
+        if let Some(w) = &self.mem.watch {
+            w.drain_into(&mut self.mem.code_written);
+        }
         if self.mem.code_written.is_empty() {
             return false;
         }
@@ -872,6 +884,8 @@ impl TcgVcpu {
             // Cleared before the checks it stands for, so a request arriving after them is
             // still seen by chained code.
             self.exit_request.store(0, Ordering::SeqCst);
+            // Device DMA may have written code pages while the vCPU was away.
+            self.drop_translations_if_code_written();
             if self.bus.control.stop_requested() {
                 return Ok(VcpuExit::Stopped);
             }
