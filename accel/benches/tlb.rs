@@ -13,6 +13,9 @@
 #[path = "../src/tcg/fast_hash.rs"]
 mod fast_hash;
 #[allow(dead_code, unused_imports)]
+#[path = "../src/tcg/code_watch.rs"]
+mod code_watch;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/tcg/memory.rs"]
 mod memory;
 #[allow(dead_code, unused_imports)]

@@ -26,12 +26,16 @@ mod fast_hash;
 #[path = "../../src/tcg/jit_glue.rs"]
 mod jit_glue;
 #[allow(dead_code, unused_imports)]
+#[path = "../../src/tcg/code_watch.rs"]
+mod code_watch;
+#[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/memory.rs"]
 mod memory;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/thread_cpu.rs"]
 mod thread_cpu;
 
+#[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/tlb.rs"]
 mod tlb;
 
