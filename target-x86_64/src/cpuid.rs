@@ -156,9 +156,21 @@ pub fn jit_table() -> CpuidTable {
         | (1 << 20) // SSE4.2
         | (1 << 22) // MOVBE
         | (1 << 23); // POPCNT
-                     // x87/MMX/SSE instructions run on the host (crate::fpu): offer none it lacks.
+                     // x87/MMX/SSE instructions run on the host (crate::fpu): offer none of those the host
+                     // lacks. Everything else here is the JIT's own semantics and offered on any host, so the
+                     // table is the same on every host with these (every x86-64-v2 CPU, Intel or AMD).
+    let host_edx = 1 // FPU
+        | (1 << 15) // CMOV (FCMOVcc)
+        | (1 << 23) // MMX
+        | (1 << 24) // FXSR
+        | (1 << 25) // SSE
+        | (1 << 26); // SSE2
+    let host_ecx = 1 // SSE3
+        | (1 << 9) // SSSE3
+        | (1 << 19) // SSE4.1
+        | (1 << 20); // SSE4.2
     let host = host_leaf1();
-    let (ecx1, edx1) = (ecx1 & host[2], edx1 & host[3]);
+    let (ecx1, edx1) = (ecx1 & (host[2] | !host_ecx), edx1 & (host[3] | !host_edx));
     // The local APIC is the board's model, not the host's: x2APIC and the TSC-deadline timer
     // are offered whatever the host has (filter_for_machine drops them without an APIC).
     let ecx1 = ecx1 | leaf1::ECX_X2APIC | leaf1::ECX_TSC_DEADLINE;
@@ -293,9 +305,14 @@ mod tests {
         assert_ne!(t.lookup(0x8000_0001, 0).unwrap().edx & (1 << 29), 0);
         assert_eq!(t.lookup(0x8000_0001, 0).unwrap().ecx & 1, 1, "LAHF_LM");
         let l1 = t.lookup(1, 0).unwrap();
-        let v2 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 23);
-        assert_eq!(l1.ecx & v2, v2);
-        assert_eq!(l1.edx & (3 << 25), 3 << 25, "SSE and SSE2");
+        // The JIT's own: CX16, MOVBE, POPCNT, whatever the host.
+        let own = (1 << 13) | (1 << 22) | (1 << 23);
+        assert_eq!(l1.ecx & own, own);
+        // Run on the host: offered exactly where the host has them (every x86-64-v2 host).
+        let host = host_leaf1();
+        let on_host = 1 | (1 << 9) | (1 << 19) | (1 << 20);
+        assert_eq!(l1.ecx & on_host, host[2] & on_host, "SSE3 SSSE3 SSE4.1 SSE4.2");
+        assert_eq!(l1.edx & (3 << 25), host[3] & (3 << 25), "SSE and SSE2");
         assert_eq!(l1.ecx & (1 << 26), 0, "no XSAVE");
         assert_eq!(l1.ecx & (1 << 28), 0, "no AVX");
         let tsc = t.lookup(0x15, 0).unwrap();

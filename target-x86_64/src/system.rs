@@ -35,6 +35,7 @@ use crate::context::X86Context;
 use crate::exception::Fault;
 use crate::memory::{LinearMemory, SystemBus};
 
+pub use fpu_state::MXCSR_MASK;
 pub use msr_access::{read_msr, write_msr};
 
 /// True for the mnemonics [`execute`] implements on its own (every form of the mnemonic is a

@@ -78,6 +78,10 @@ extern "C" fn helper_host_exec(ctx: *mut u8, stub: u64, info: u64, rip: u64, ea:
     let f: extern "C" fn(*mut X86Context) = unsafe { std::mem::transmute(stub as usize) };
     f(ctx);
 
+    // Nor is the host's MXCSR_MASK the guest's (0x2ffff on AMD): the model's is 0xffff.
+    if let Some(mask) = ctx.cpu.fx.0.get_mut(28..32) {
+        mask.copy_from_slice(&crate::system::MXCSR_MASK.to_le_bytes());
+    }
     let sse_raised = ctx.cpu.fx.mxcsr() & 0x3f;
     let sse_unmasked = sse_raised & !(mxcsr >> 7) & 0x3f;
     if sse_unmasked != 0 {
@@ -119,6 +123,10 @@ extern "C" fn helper_host_exec(ctx: *mut u8, stub: u64, info: u64, rip: u64, ea:
         if x87 {
             ctx.cpu.fx.set_fip(rip);
             ctx.cpu.fx.set_fdp(ea);
+            // The stub's FXSAVE stored the host's FOP: AMD's keeps the last opcode, Intel's
+            // (since FOP compatibility mode went away) only an unmasked exception's. The
+            // model is Intel's, whatever the host: zero.
+            ctx.cpu.fx.set_fop(0);
         }
     }
     if info & WRITES_FLAGS != 0 {
