@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use tandem_softmmu::{
-    AddressSpace, InterruptAcknowledge, InterruptPin, IrqSink, MsiSink, PortBus, RunControl,
+    AddressSpace, Doorbell, InterruptAcknowledge, InterruptPin, IrqSink, MsiSink, PortBus,
+    RunControl,
 };
 use tandem_target_x86_64::CpuState;
 
@@ -123,6 +124,13 @@ pub trait Accelerator: Send + Sync {
     /// irqchip); None when the board's local APICs take them, or nothing does.
     fn msi_sink(&self) -> Option<Arc<dyn MsiSink>> {
         None
+    }
+    /// Lets guest writes of any size to `gpa` ring `bell` without reaching the device model
+    /// (KVM: an ioeventfd, so the vCPU does not exit to this process). Engines that dispatch
+    /// every MMIO write to the device (the JIT) need nothing: the device rings the bell.
+    fn register_doorbell(&self, gpa: u64, bell: &Doorbell) -> Result<(), AccelError> {
+        let _ = (gpa, bell);
+        Ok(())
     }
     /// Connects the engine to the machine's memory (KVM memory slots). Called once.
     fn attach(&mut self, bus: &MachineBus) -> Result<(), AccelError>;

@@ -23,7 +23,7 @@ use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use tandem_softmmu::{IrqSink, MsiSink};
+use tandem_softmmu::{Doorbell, IrqSink, MsiSink};
 
 use crate::accelerator::{Accelerator, AcceleratorConfig, MachineBus, Vcpu};
 use crate::error::AccelError;
@@ -119,6 +119,29 @@ impl Accelerator for KvmAccelerator {
 
     fn irq_sink(&self) -> Option<Arc<dyn IrqSink>> {
         self.irq.clone().map(|s| s as Arc<dyn IrqSink>)
+    }
+
+    fn register_doorbell(&self, gpa: u64, bell: &Doorbell) -> Result<(), AccelError> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let fd = bell.try_clone().map_err(|source| AccelError::Host {
+            op: "dup of a doorbell",
+            source,
+        })?;
+        // SAFETY: `fd` is a descriptor of ours that nothing else owns; EventFd takes it over.
+        let event = unsafe {
+            vmm_sys_util::eventfd::EventFd::from_raw_fd(
+                std::os::fd::OwnedFd::from(fd).into_raw_fd(),
+            )
+        };
+        self.vm
+            .register_ioevent(
+                &event,
+                &kvm_ioctls::IoEventAddress::Mmio(gpa),
+                kvm_ioctls::NoDatamatch,
+            )
+            .map_err(host("KVM_IOEVENTFD"))?;
+        // KVM holds its own reference to the eventfd: ours may go.
+        Ok(())
     }
 
     fn msi_sink(&self) -> Option<Arc<dyn MsiSink>> {

@@ -93,3 +93,67 @@ fn protected_mode_guest_does_port_io_and_halts() {
     assert_eq!(after.gpr[reg::RAX], 0x1234_5678);
     assert_eq!(after.rip, 0x1000 + code.len() as u64);
 }
+
+#[derive(Default)]
+struct Recorder(Vec<(u64, Vec<u8>)>);
+impl tandem_softmmu::MmioDevice for Recorder {
+    fn read(&mut self, _o: u64, d: &mut [u8]) {
+        d.fill(0);
+    }
+    fn write(&mut self, o: u64, d: &[u8]) {
+        self.0.push((o, d.to_vec()));
+    }
+}
+
+/// A store to a doorbell's address rings it inside KVM: the device model never sees it, while
+/// a store beside it is an ordinary MMIO exit.
+#[test]
+fn doorbell_stores_ring_without_reaching_the_device() {
+    if let Err(why) = tandem_accel::kvm::probe() {
+        println!("SKIPPED doorbell_stores_ring_without_reaching_the_device: {why}");
+        return;
+    }
+    const MMIO: u64 = 0xd000_0000;
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.mov(eax, 7u32).unwrap();
+    a.mov(word_ptr(MMIO as u32 + 0x10), ax).unwrap();
+    a.mov(word_ptr(MMIO as u32 + 0x20), ax).unwrap();
+    a.hlt().unwrap();
+    let code = a.assemble(0x1000).unwrap();
+    let mem = Arc::new(HostMemory::anonymous(2 << 20).unwrap());
+    let dev = Arc::new(Mutex::new(Recorder::default()));
+    let mut b = AddressSpaceBuilder::new();
+    b.ram(0, mem, 0, 2 << 20).unwrap();
+    b.mmio(MMIO, 0x1000, dev.clone()).unwrap();
+    let space = Arc::new(b.build());
+    space.load(0x1000, &code).unwrap();
+    let bus = MachineBus {
+        memory: space,
+        ports: Arc::new(PortBus::new()),
+        control: Arc::new(RunControl::new()),
+        irqchip: IrqchipConnection::Userspace {
+            pin: InterruptPin::new(),
+            ack: Arc::new(NoAck),
+        },
+        cpus: 1,
+    };
+    let mut accel = KvmAccelerator::new(AcceleratorConfig::default()).unwrap();
+    accel.attach(&bus).unwrap();
+    let bell = tandem_softmmu::Doorbell::new().unwrap();
+    accel.register_doorbell(MMIO + 0x10, &bell).unwrap();
+    let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
+    let mut s = CpuState {
+        cr0: bits::CR0_PE | bits::CR0_ET,
+        ..CpuState::default()
+    };
+    s.seg[sreg::CS] = Segment::flat(0x18, true, false);
+    for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
+        s.seg[i] = Segment::flat(0x10, false, false);
+    }
+    s.tr = Segment::tss(0x20, 0, 0x67);
+    s.rip = 0x1000;
+    vcpu.set_state(&s).unwrap();
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::Halted { .. }));
+    assert!(bell.take(), "the doorbell did not ring");
+    assert_eq!(dev.lock().unwrap().0, vec![(0x20, vec![7, 0])]);
+}

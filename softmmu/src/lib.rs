@@ -8,6 +8,7 @@
 pub mod address_space;
 pub mod control;
 pub mod device;
+pub mod doorbell;
 pub mod error;
 pub mod host_memory;
 pub mod irq;
@@ -18,6 +19,7 @@ pub mod write_watch;
 pub use address_space::{AccessResult, AddressSpace, AddressSpaceBuilder, MemorySlot};
 pub use control::{MachineRequest, RunControl};
 pub use device::{MmioDevice, PortDevice, SharedMmioDevice, SharedPortDevice};
+pub use doorbell::Doorbell;
 pub use error::{MapError, MemoryError};
 pub use irq::{InterruptAcknowledge, InterruptPin, IrqForwarder, IrqLine, IrqSink, MsiSink};
 pub use port_bus::PortBus;
