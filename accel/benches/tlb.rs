@@ -10,11 +10,11 @@
 // Only part of each module is used, and `cargo test` builds compile their unit-test modules
 // without the tests (harness = false): hence the allows.
 #[allow(dead_code, unused_imports)]
-#[path = "../src/tcg/fast_hash.rs"]
-mod fast_hash;
-#[allow(dead_code, unused_imports)]
 #[path = "../src/tcg/code_watch.rs"]
 mod code_watch;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/tcg/fast_hash.rs"]
+mod fast_hash;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/tcg/memory.rs"]
 mod memory;

@@ -17,6 +17,9 @@
 #[path = "../../src/tcg/block.rs"]
 mod block;
 #[allow(dead_code, unused_imports)]
+#[path = "../../src/tcg/code_watch.rs"]
+mod code_watch;
+#[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/compile.rs"]
 mod compile;
 #[allow(dead_code, unused_imports)]
@@ -25,9 +28,6 @@ mod fast_hash;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/jit_glue.rs"]
 mod jit_glue;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/tcg/code_watch.rs"]
-mod code_watch;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/tcg/memory.rs"]
 mod memory;
