@@ -204,3 +204,11 @@ pub fn patterned_raw(path: &Path, size: usize, seed: u64) -> Vec<u8> {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The error opening `path` must give.
+pub fn open_err(path: &Path, opts: tandem_block::OpenOptions) -> String {
+    match tandem_block::open(path, opts) {
+        Ok(_) => panic!("{} opened but should have been refused", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
