@@ -137,6 +137,12 @@ impl Qcow2 {
     ) -> Result<Self, BlockError> {
         let path = file.path().to_path_buf();
         let file_len = file.len()?;
+        if file_len < header::V3_HEADER_MIN_LEN as u64 {
+            return Err(BlockError::corrupt(
+                &path,
+                format!("file of {file_len} bytes is too short for a qcow2 header"),
+            ));
+        }
         let mut head = vec![0u8; header::V3_HEADER_MIN_LEN as usize];
         file.read_at(0, &mut head)?;
         if head[0..4] != *crate::probe::QCOW2_MAGIC {
@@ -262,7 +268,11 @@ impl Qcow2 {
                 let b = open_in_chain(&bpath, &bopts, chain).map_err(|e| BlockError::Backing {
                     path: path.display().to_string(),
                     backing: name.clone(),
-                    cause: e.to_string(),
+                    // Deeper in the chain, only the innermost fault is kept.
+                    cause: match e {
+                        BlockError::Backing { cause, .. } => cause,
+                        e => e.to_string(),
+                    },
                 })?;
                 Some(b)
             }

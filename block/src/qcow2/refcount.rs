@@ -226,7 +226,9 @@ impl Qcow2 {
                 len = 0;
                 continue;
             }
-            if self.refcount(c)? == 0 {
+            // A cluster is free if nothing counts it and it is no known metadata (a hostile
+            // image's refcounts may be missing for its own tables).
+            if self.refcount(c)? == 0 && self.metadata_overlap(c * self.cs, self.cs).is_none() {
                 if len == 0 {
                     start = c;
                 }
@@ -281,6 +283,7 @@ impl Qcow2 {
         while b < (g + 1) * per {
             match in_excl(excl, b) {
                 Some(end) => b = end,
+                None if self.metadata_overlap(b * self.cs, self.cs).is_some() => b += 1,
                 None => break,
             }
         }
