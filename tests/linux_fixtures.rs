@@ -1,7 +1,8 @@
 //! The Linux guest fixtures (fixtures/fetch.sh, through tests/common/fixtures.rs): fetched or
 //! taken from the cache, then checked without booting them: the Debian kernel is a bzImage the
 //! Linux loader accepts into a 512 MiB PC and fills boot_params for; the initramfs is a newc
-//! archive with /init and busybox.
+//! archive with /init and busybox, and the kernel package's virtio modules with an order to
+//! load them in that puts every module after what its `depends=` names.
 //! Without network (or apt) the fetch fails and the test reports itself skipped, never failed.
 
 mod common;
@@ -51,6 +52,41 @@ fn newc_members(a: &[u8]) -> Vec<Member> {
         });
         at = (data_at + size).next_multiple_of(4);
     }
+}
+
+/// The NUL-separated `key=value` strings of an ELF64 module's `.modinfo` section, found through
+/// the section headers.
+fn modinfo(ko: &[u8]) -> Vec<(String, String)> {
+    assert!(
+        ko.starts_with(b"\x7fELF\x02\x01"),
+        "a little-endian ELF64 file"
+    );
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes(ko[at..at + 2].try_into().unwrap()));
+    let u32_at = |at: usize| u32::from_le_bytes(ko[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(ko[at..at + 8].try_into().unwrap()) as usize;
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let section = |i: usize| {
+        let h = shoff + i * shentsize;
+        (u32_at(h), u64_at(h + 0x18), u64_at(h + 0x20))
+    };
+    let (_, strtab, _) = section(shstrndx);
+    let name_of = |at: usize| {
+        let s = &ko[strtab + at..];
+        String::from_utf8_lossy(&s[..s.iter().position(|&b| b == 0).unwrap()]).into_owned()
+    };
+    let (_, off, size) = (0..shnum)
+        .map(section)
+        .find(|&(name, _, _)| name_of(name) == ".modinfo")
+        .expect("a .modinfo section");
+    ko[off..off + size]
+        .split(|&b| b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// `cpio -t` of the archive, installing cpio with apt-get when it is missing and we may.
@@ -188,4 +224,102 @@ fn debian_kernel_and_busybox_initramfs() {
         }
         Err(why) => common::skipped(&format!("{TEST} [cpio -t]"), &why),
     }
+}
+
+/// The modules fixtures/fetch.sh must put in the initramfs (module names, as in `depends=`).
+const MODULES: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_rng",
+    "virtio_console",
+];
+
+#[test]
+fn initramfs_has_virtio_modules_in_dependency_order() {
+    let f = match fetch() {
+        Ok(f) => f,
+        Err(why) => return common::skipped(TEST, &why),
+    };
+    let release = f.kernel_release().unwrap();
+    let initrd = std::fs::read(&f.initramfs).unwrap();
+    let members = newc_members(&initrd);
+    let find = |n: &str| members.iter().find(|m| m.name == n);
+    let is_dir = |n: &str| find(n).is_some_and(|m| m.mode & 0o170000 == 0o040000);
+    // Disk mode mounts the disk there.
+    assert!(is_dir("mnt"), "/mnt in the archive");
+
+    let order = find("lib/modules/load-order").expect("lib/modules/load-order in the archive");
+    let order = String::from_utf8(order.data.clone()).unwrap();
+    let dir = format!("/lib/modules/{release}/kernel/");
+    // Module name -> position in the load order.
+    let mut position = std::collections::HashMap::new();
+    let mut depends = Vec::new();
+    for (i, path) in order.lines().enumerate() {
+        assert!(
+            path.starts_with(&dir) && path.ends_with(".ko"),
+            "load-order line {path:?}: want a .ko under {dir}"
+        );
+        let m = find(&path[1..]).unwrap_or_else(|| panic!("{path} is not in the archive"));
+        assert_eq!(m.mode & 0o170777, 0o100644, "{path}: a plain file");
+        // The kernel's unpacker makes no parent directories: each must be an entry of its own.
+        let mut parent = Path::new(&path[1..]).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            assert!(
+                is_dir(p.to_str().unwrap()),
+                "directory {p:?} in the archive"
+            );
+            parent = p.parent();
+        }
+        let info = modinfo(&m.data);
+        let field = |k: &str| {
+            info.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{path}: no {k}= in .modinfo"))
+        };
+        let name = field("name");
+        let file = path.rsplit('/').next().unwrap().trim_end_matches(".ko");
+        assert_eq!(name, file.replace('-', "_"), "{path}: name=");
+        assert_eq!(
+            field("vermagic").split_whitespace().next(),
+            Some(release.as_str()),
+            "{path}: built for the fixture's kernel"
+        );
+        assert!(
+            position.insert(name.clone(), i).is_none(),
+            "{name} listed twice"
+        );
+        depends.push((name, field("depends")));
+    }
+    for (name, deps) in &depends {
+        for dep in deps.split(',').filter(|d| !d.is_empty()) {
+            match position.get(dep) {
+                Some(&at) => assert!(
+                    at < position[name],
+                    "{dep} must load before {name}, which depends on it: {order}"
+                ),
+                None => panic!("{name} depends on {dep}, which is not in the load order"),
+            }
+        }
+    }
+    for want in MODULES {
+        assert!(
+            position.contains_key(*want),
+            "{want} in the load order: {order}"
+        );
+    }
+    // Every module in the archive is loaded.
+    let kos = members.iter().filter(|m| m.name.ends_with(".ko")).count();
+    assert_eq!(
+        kos,
+        position.len(),
+        "modules in the archive vs. in load-order"
+    );
 }
