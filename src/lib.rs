@@ -11,6 +11,7 @@ pub mod device_types;
 pub mod difftest;
 pub mod error;
 pub mod harness;
+pub mod iothread;
 pub mod machine;
 pub mod runloop;
 pub mod signals;
