@@ -14,7 +14,7 @@
 //! | XSDT | 8 | FADT and MADT ([`xsdt`]) |
 //! | FADT | 8 | revision 6, PM1a blocks, PM timer, reset register, SCI, DSDT, FACS ([`fadt`]) |
 //! | MADT | 8 | a Local APIC per CPU, the I/O APIC, IRQ0 -> GSI 2, the SCI override ([`madt`]) |
-//! | DSDT | 8 | `Name (_S5, Package (4) {5, 0, 0, 0})` ([`dsdt`]) |
+//! | DSDT | 8 | `Name (_S5, Package (4) {5, 0, 0, 0})`, and `\_SB.PCI0` with a PCI bus ([`dsdt`], [`pci_root`]) |
 //!
 //! and [`pm::Pm`] is the port device behind the FADT's PM blocks: writing SLP_TYP 5 | SLP_EN
 //! to PM1a_CNT posts [`tandem_softmmu::MachineRequest::PowerOff`], which ends the run.
@@ -25,8 +25,8 @@
 //!    before `map.build()`, `map.rom(ACPI_TABLES_BASE, acpi.bytes())?`. [`ACPI_TABLES_BASE`] is
 //!    0xE0000, inside the legacy hole the board leaves unassigned and inside the area Linux
 //!    scans for the RSDP (0xE0000-0xFFFFF on 16-byte boundaries, ACPI 5.2.5.1); the blob is
-//!    well under 4 KiB ([`ACPI_TABLES_MAX_LEN`] bounds it for any CPU count), so the ROM covers
-//!    0xE0000-0xE0FFF.
+//!    under 8 KiB ([`ACPI_TABLES_MAX_LEN`] bounds it for any CPU count, PCI root included), so
+//!    the ROM covers at most 0xE0000-0xE1FFF.
 //! 2. e820: report the range as reserved, so the OS keeps it: widen the existing reserved entry
 //!    0xF0000-0xFFFFF to start at 0xE0000 ([`ACPI_TABLES_BASE`]), i.e. `addr: 0xe_0000,
 //!    size: 0x2_0000`.
@@ -43,16 +43,21 @@
 //! the SCI on ISA IRQ 9 (level, active-high; the PM device never raises it); the CMOS century
 //! byte at index 0x32; an i8042 present; no VGA.
 //!
-//! Known warts: no RSDT (ACPI-1.0-only readers find nothing), no HPET, SRAT, MCFG or PCI root
-//! bridge in the DSDT, no S3/S4, no x2APIC (at most 255 CPUs); the whole blob must lie below
-//! 4 GiB (the FADT's 32-bit pointers are filled).
+//! With [`AcpiConfig::pci`] set, the DSDT also describes PCI bus 0 (`\_SB.PCI0`: bus range,
+//! windows, `_PRT`; see [`pci_root`]), which Linux needs to find the bus with ACPI on.
+//!
+//! Known warts: no RSDT (ACPI-1.0-only readers find nothing), no HPET, SRAT or MCFG (PCI
+//! configuration is through ports 0xCF8/0xCFC only), no S3/S4, no x2APIC (at most 255 CPUs);
+//! the whole blob must lie below 4 GiB (the FADT's 32-bit pointers are filled).
 
 pub mod aml;
 pub mod dsdt;
 pub mod facs;
 pub mod fadt;
 pub mod madt;
+pub mod pci_root;
 pub mod pm;
+pub mod resource;
 pub mod rsdp;
 pub mod sdt;
 pub mod xsdt;
@@ -62,14 +67,16 @@ use thiserror::Error;
 use self::aml::AmlError;
 use self::fadt::{FadtParams, BOOT_ARCH_8042, BOOT_ARCH_LEGACY_DEVICES, BOOT_ARCH_VGA_NOT_PRESENT};
 use self::madt::MadtParams;
+pub use self::pci_root::PciAcpi;
 use self::pm::{CNT_OFFSET, EVT_OFFSET, PM_BASE, RESET_OFFSET, RESET_VALUE, TMR_OFFSET};
 
 /// Where the board maps the tables: the start of the BIOS area Linux scans for the RSDP.
 pub const ACPI_TABLES_BASE: u64 = 0xe_0000;
 /// End (exclusive) of the area an IA-PC OS scans for the RSDP.
 pub const RSDP_SCAN_END: u64 = 0x10_0000;
-/// An upper bound on the blob's length for any valid configuration (255 CPUs included).
-pub const ACPI_TABLES_MAX_LEN: usize = 0x1000;
+/// An upper bound on the blob's length for any valid configuration (255 CPUs and the PCI root
+/// bridge included).
+pub const ACPI_TABLES_MAX_LEN: usize = 0x2000;
 /// The SCI's ISA IRQ on the PC board (as QEMU's PIIX4 and ICH9).
 pub const PC_SCI_IRQ: u8 = 9;
 /// The local APICs' physical address.
@@ -124,11 +131,14 @@ pub struct AcpiConfig {
     pub cmos_century: u8,
     /// FADT IAPC_BOOT_ARCH flags (see [`fadt`]).
     pub iapc_boot_arch: u16,
+    /// PCI bus 0, if the board has one: the DSDT then holds its root bridge.
+    pub pci: Option<PciAcpi>,
 }
 
 impl AcpiConfig {
     /// The PC board's configuration: APICs at their usual addresses, the [`pm::Pm`] block at
-    /// [`pm::PM_BASE`], SCI on IRQ 9, legacy devices and an i8042 present, no VGA.
+    /// [`pm::PM_BASE`], SCI on IRQ 9, legacy devices and an i8042 present, no VGA, no PCI
+    /// (set [`AcpiConfig::pci`] for a board with a PCI bus).
     pub fn pc(cpus: u32) -> Self {
         Self {
             cpus,
@@ -142,6 +152,7 @@ impl AcpiConfig {
             sci_irq: PC_SCI_IRQ,
             cmos_century: PC_CMOS_CENTURY,
             iapc_boot_arch: BOOT_ARCH_LEGACY_DEVICES | BOOT_ARCH_8042 | BOOT_ARCH_VGA_NOT_PRESENT,
+            pci: None,
         }
     }
 }
@@ -186,7 +197,7 @@ impl AcpiTables {
             ioapic_address: config.ioapic_address,
             sci_irq: config.sci_irq,
         })?;
-        let dsdt = dsdt::dsdt()?;
+        let dsdt = dsdt::dsdt(config.pci.as_ref())?;
 
         // Lay out first (every length is known without addresses), then fill in pointers.
         let rsdp_off = align_offset(base_addr, 0, 16)?;
@@ -298,6 +309,9 @@ impl AcpiTables {
         sdt::valid_table(self.bytes.get(offset..)?).map(|(_, t)| t)
     }
 }
+
+#[cfg(test)]
+mod iasl_tests;
 
 #[cfg(test)]
 mod tests {

@@ -3,14 +3,16 @@
 //! Spec: ACPI 6.5, section 20 ("ACPI Machine Language (AML) Specification"): 20.2.2 (name
 //! objects: NameSeg, NameString, the root and parent prefixes, DualNamePrefix and
 //! MultiNamePrefix), 20.2.3 (data objects: ZeroOp, OneOp, OnesOp, Byte/Word/DWord/QWordPrefix),
-//! 20.2.4 (PkgLength), 20.2.5 (DefName, DefPackage).
+//! 20.2.4 (PkgLength), 20.2.5 (DefName, DefScope, DefPackage, DefBuffer, DefDevice); 6.1.5
+//! (the EISA ID encoding of `_HID`).
 //!
 //! Every function returns the encoded bytes of one term, so terms nest by concatenation:
 //! `name("_S5_", &package(&[integer(5), integer(0)])?)?`. Nothing is interpreted or resolved:
-//! the builder cannot tell whether a name exists in the namespace.
-//! Known warts: no methods, fields, buffers, strings or devices (the power-off DSDT needs none);
-//! `OnesOp` means all-ones in the table's integer width (64 bits in a revision-2 DSDT), so
-//! `integer(u64::MAX)` is only right in such a table.
+//! the builder cannot tell whether a name exists in the namespace. Encodings are the ones
+//! ACPICA's `iasl` picks (shortest integers and PkgLengths), so a table compiled back from its
+//! disassembly has the same bytes.
+//! Known warts: no methods, fields or strings; `OnesOp` means all-ones in the table's integer
+//! width (64 bits in a revision-2 DSDT), so `integer(u64::MAX)` is only right in such a table.
 
 use thiserror::Error;
 
@@ -42,6 +44,14 @@ pub const DUAL_NAME_PREFIX: u8 = 0x2e;
 pub const MULTI_NAME_PREFIX: u8 = 0x2f;
 /// `NullName`: a name string with no segments.
 pub const NULL_NAME: u8 = 0x00;
+/// `ScopeOp`: DefScope.
+pub const SCOPE_OP: u8 = 0x10;
+/// `BufferOp`: DefBuffer.
+pub const BUFFER_OP: u8 = 0x11;
+/// `ExtOpPrefix`: the first byte of two-byte opcodes.
+pub const EXT_OP_PREFIX: u8 = 0x5b;
+/// `DeviceOp` (after [`EXT_OP_PREFIX`]): DefDevice.
+pub const DEVICE_OP: u8 = 0x82;
 
 /// The largest value a PkgLength can encode (28 bits).
 pub const MAX_PKG_LENGTH: usize = (1 << 28) - 1;
@@ -61,6 +71,17 @@ pub enum AmlError {
     /// A Package holds at most 255 elements (NumElements is one byte).
     #[error("AML package with {0} elements (at most 255)")]
     TooManyElements(usize),
+    /// An EISA ID is three uppercase letters and four hex digits (`PNP0A03`).
+    #[error("bad EISA ID {0:?}")]
+    BadEisaId(String),
+    /// A resource descriptor's range is empty or its length does not fit the descriptor.
+    #[error("resource range {min:#x}-{max:#x} cannot be described")]
+    BadRange {
+        /// First address.
+        min: u64,
+        /// Last address.
+        max: u64,
+    },
 }
 
 /// Encodes the PkgLength of a package whose contents after the PkgLength are `content_len`
@@ -188,6 +209,59 @@ pub fn package(elements: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
     Ok(out)
 }
 
+/// The body of a term with a PkgLength: the PkgLength, then `body`.
+fn with_pkg_length(body: &[u8]) -> Result<Vec<u8>, AmlError> {
+    let mut out = pkg_length(body.len())?;
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// `DefScope`: `Scope (path) { terms }`, each term already encoded.
+pub fn scope(path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
+    let mut body = name_string(path)?;
+    body.extend(terms.concat());
+    let mut out = vec![SCOPE_OP];
+    out.extend(with_pkg_length(&body)?);
+    Ok(out)
+}
+
+/// `DefDevice`: `Device (path) { terms }`, each term already encoded.
+pub fn device(path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
+    let mut body = name_string(path)?;
+    body.extend(terms.concat());
+    let mut out = vec![EXT_OP_PREFIX, DEVICE_OP];
+    out.extend(with_pkg_length(&body)?);
+    Ok(out)
+}
+
+/// `DefBuffer`: `Buffer (n) { bytes }`, the size as the shortest integer.
+pub fn buffer(bytes: &[u8]) -> Result<Vec<u8>, AmlError> {
+    let mut body = integer(bytes.len() as u64);
+    body.extend_from_slice(bytes);
+    let mut out = vec![BUFFER_OP];
+    out.extend(with_pkg_length(&body)?);
+    Ok(out)
+}
+
+/// The 32-bit value of `EISAID ("PNP0A03")`: three letters of 5 bits each (A = 1) and four
+/// hex digits, stored so that the bytes in memory read big-endian (6.1.5).
+pub fn eisa_id(id: &str) -> Result<u32, AmlError> {
+    let bad = || AmlError::BadEisaId(id.to_string());
+    let b = id.as_bytes();
+    if b.len() != 7 || !b[..3].iter().all(u8::is_ascii_uppercase) {
+        return Err(bad());
+    }
+    let product = u16::from_str_radix(&id[3..], 16).map_err(|_| bad())?;
+    if !id[3..].bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let l = |c: u8| u16::from(c - b'@');
+    let vendor = l(b[0]) << 10 | l(b[1]) << 5 | l(b[2]);
+    let [v0, v1] = vendor.to_be_bytes();
+    let [p0, p1] = product.to_be_bytes();
+    Ok(u32::from_le_bytes([v0, v1, p0, p1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +349,51 @@ mod tests {
         }
         let long = vec!["A"; 256].join(".");
         assert_eq!(name_string(&long), Err(AmlError::TooManySegments(256)));
+    }
+
+    #[test]
+    fn eisa_ids_encode_as_iasl_does() {
+        assert_eq!(eisa_id("PNP0A03").unwrap(), 0x030a_d041);
+        assert_eq!(eisa_id("PNP0A08").unwrap(), 0x080a_d041);
+        assert_eq!(eisa_id("PNP0C0F").unwrap(), 0x0f0c_d041);
+        assert_eq!(
+            integer(eisa_id("PNP0A03").unwrap().into()),
+            [0x0c, 0x41, 0xd0, 0x0a, 0x03]
+        );
+        for bad in [
+            "PNP0A0", "pnp0A03", "PNP0A0G", "PNP+A03", "PN10A03", "PNP0A033",
+        ] {
+            assert_eq!(eisa_id(bad), Err(AmlError::BadEisaId(bad.to_string())));
+        }
+    }
+
+    #[test]
+    fn scopes_devices_and_buffers_wrap_their_contents() {
+        let dev = device("PCI0", &[name("_UID", &integer(0)).unwrap()]).unwrap();
+        // ExtOpPrefix DeviceOp, PkgLength 11 (itself + 4 name + 6 body), name, then the body.
+        assert_eq!(dev, b"\x5b\x82\x0bPCI0\x08_UID\x00".to_vec());
+        let sc = scope("_SB", std::slice::from_ref(&dev)).unwrap();
+        assert_eq!(sc[..6], *b"\x10\x12_SB_");
+        assert_eq!(sc[6..], dev[..]);
+        assert_eq!(
+            buffer(&[0x79, 0x00]).unwrap(),
+            vec![0x11, 0x05, 0x0a, 0x02, 0x79, 0x00]
+        );
+        assert_eq!(buffer(&[]).unwrap(), vec![0x11, 0x02, 0x00]);
+        // A long buffer: two-byte PkgLength and a word size.
+        let big = buffer(&[0u8; 300]).unwrap();
+        assert_eq!(
+            big[..5],
+            [
+                0x11,
+                0x40 | ((300 + 3 + 2) & 0xf) as u8,
+                ((300 + 3 + 2) >> 4) as u8,
+                0x0b,
+                0x2c
+            ]
+        );
+        assert_eq!(big.len(), 1 + 2 + 3 + 300);
+        assert!(scope("bad", &[]).is_err());
     }
 
     #[test]

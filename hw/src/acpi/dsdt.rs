@@ -4,10 +4,11 @@
 //! `\_Sx` system state packages: `Package { SLP_TYPa, SLP_TYPb, reserved, reserved }`), and
 //! section 20 for the AML (built with [`super::aml`]).
 //!
-//! tandem's DSDT holds exactly one object, `Name (_S5, Package (4) { 5, 0, 0, 0 })`: all Linux
-//! needs to power off through the PM1a control block (it evaluates `\_S5`, writes SLP_TYPa with
-//! SLP_EN to PM1a_CNT; PM1b does not exist, so SLP_TYPb is unused). The table is revision 2 so
-//! AML integers are 64 bits wide.
+//! tandem's DSDT holds `Name (_S5, Package (4) { 5, 0, 0, 0 })`: all Linux needs to power off
+//! through the PM1a control block (it evaluates `\_S5`, writes SLP_TYPa with SLP_EN to
+//! PM1a_CNT; PM1b does not exist, so SLP_TYPb is unused); and, when the board has a PCI bus,
+//! the root bridge `\_SB.PCI0` after it ([`super::pci_root`]). The table is revision 2 so AML
+//! integers are 64 bits wide.
 //!
 //! Why SLP_TYP 5: the value is the board's choice (the spec leaves the encoding to the
 //! chipset); 5 names the state it enters, as cloud-hypervisor's does, and is nonzero, so a PM1
@@ -15,11 +16,12 @@
 //! holds after reset and what a confused or probing OS writes) cannot power the machine off.
 //! QEMU's PIIX4 uses 0 for S5 and ICH9 uses 7; nothing outside this DSDT and [`super::pm`]
 //! depends on the number.
-//! Known warts: no S3/S4 (suspend and hibernate are not offered), no `_PTS`, no devices: COM1,
-//! the RTC and the i8042 are found by legacy probing (IAPC_BOOT_ARCH says so), not as ACPI
-//! devices, and there is no `\_SB.PCI0` yet.
+//! Known warts: no S3/S4 (suspend and hibernate are not offered), no `_PTS`, no ISA devices:
+//! COM1, the RTC and the i8042 are found by legacy probing (IAPC_BOOT_ARCH says so), not as
+//! ACPI devices.
 
 use super::aml::{integer, name, package};
+use super::pci_root::{self, PciAcpi};
 use super::sdt::table;
 use super::AcpiError;
 
@@ -36,9 +38,13 @@ pub fn aml(slp_typ: u8) -> Result<Vec<u8>, AcpiError> {
     Ok(name("_S5_", &pkg)?)
 }
 
-/// The DSDT.
-pub fn dsdt() -> Result<Vec<u8>, AcpiError> {
-    table(SIGNATURE, REVISION, &aml(S5_SLP_TYP)?)
+/// The DSDT, with the PCI root bridge if `pci` describes one.
+pub fn dsdt(pci: Option<&PciAcpi>) -> Result<Vec<u8>, AcpiError> {
+    let mut body = aml(S5_SLP_TYP)?;
+    if let Some(pci) = pci {
+        body.extend(pci_root::aml(pci)?);
+    }
+    table(SIGNATURE, REVISION, &body)
 }
 
 #[cfg(test)]
@@ -48,7 +54,7 @@ mod tests {
 
     #[test]
     fn s5_package_decodes_by_hand() {
-        let t = dsdt().unwrap();
+        let t = dsdt(None).unwrap();
         let (h, _) = valid_table(&t).unwrap();
         assert_eq!(&h.signature, b"DSDT");
         assert_eq!(h.revision, 2);

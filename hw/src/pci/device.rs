@@ -1,4 +1,11 @@
 //! What a PCI function is to the bus: a configuration space and the BARs it decodes.
+//!
+//! Devices usually embed a [`ConfigSpace`](super::config::ConfigSpace) and forward the config
+//! accesses to it. The bus reads the BAR registers and the command register through
+//! `config_read` to route guest accesses, so a device's BAR registers must follow the standard
+//! layout (offset 0x10 + 4 * index, type bits as declared by `bars`).
+
+use tandem_softmmu::IrqLine;
 
 /// The kind of a base address register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,4 +35,10 @@ pub trait PciDevice: Send {
     fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]);
     /// A guest write at `offset` inside BAR `bar`.
     fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]);
+    /// The interrupt line the function's INTx pin (config 0x3d) is routed to: the bus calls
+    /// this when the function is added, if the pin is 1-4. Level true means asserted.
+    fn connect_intx(&mut self, _line: IrqLine) {}
+    /// A machine reset: back to the power-on state (the bus then assigns BARs again and
+    /// rewrites the interrupt line register, as firmware would).
+    fn reset(&mut self) {}
 }
