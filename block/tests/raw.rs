@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use tandem_block::{create, open, BlockDriver, BlockError, CacheMode, CreateOptions, OpenOptions};
+use tandem_block::{create, open, BlockError, CacheMode, CreateOptions, OpenOptions};
 
 #[test]
 fn raw_read_write_in_every_cache_mode() {

@@ -14,7 +14,8 @@ use crate::{BlockError, CheckReport, Repair};
 
 /// References counted per host cluster.
 struct Refs {
-    counts: Vec<u64>,
+    /// u32 (saturating) to halve the memory of a check: one entry per cluster of the file.
+    counts: Vec<u32>,
     cs: u64,
 }
 
@@ -248,7 +249,7 @@ impl Qcow2 {
                 continue;
             }
             let stored = if has_block { self.refcount(c)? } else { 0 };
-            let counted = refs.counts.get(c as usize).copied().unwrap_or(0);
+            let counted = refs.counts.get(c as usize).copied().unwrap_or(0) as u64;
             if stored != counted {
                 if stored < counted {
                     low += 1;
@@ -387,7 +388,7 @@ impl Qcow2 {
             for i in 0..per {
                 let v = counts[(g * per + i) as usize];
                 if v != 0 {
-                    super::refcount::set_entry(&mut block, i, order, v.min(max));
+                    super::refcount::set_entry(&mut block, i, order, (v as u64).min(max));
                 }
             }
             self.file.write_at(b * cs, &block)?;

@@ -160,6 +160,14 @@ impl Qcow2 {
 
     /// Adds `delta` to the refcount of cluster `c`; a cluster reaching zero is free again.
     pub(super) fn adjust_refcount(&mut self, c: u64, delta: i64) -> Result<u64, BlockError> {
+        if delta > 0 && c.saturating_add(1).saturating_mul(self.cs) > self.file.len()? {
+            // A reference to a cluster past the end of the file comes from damaged tables;
+            // counting it would grow the refcount structure out to there.
+            return Err(self.corrupt(format!(
+                "cluster at {:#x} is beyond the end of the file",
+                c * self.cs
+            )));
+        }
         let old = self.refcount(c)?;
         let new = if delta >= 0 {
             old.checked_add(delta as u64)
