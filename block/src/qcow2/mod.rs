@@ -681,6 +681,12 @@ impl Qcow2 {
                         gc * self.cs
                     )));
                 }
+                if h >= self.file.len()? {
+                    return Err(self.signal_corruption(format!(
+                        "data cluster at {h:#x} of guest offset {:#x} is beyond the end of the file",
+                        gc * self.cs
+                    )));
+                }
                 return self.file.write_at(h + in_off, data);
             }
         }
