@@ -1,8 +1,9 @@
 //! The block layer: disk images behind one [`BlockDriver`] trait, as QEMU's
-//! BlockDriverState is to its devices. Formats (raw, qcow2, QED) are drivers found by name in
-//! a registry or probed by magic; a format driver reads and writes its image through a
-//! protocol (a host file or block device), and may chain to a backing image. Nothing here
-//! knows which device (virtio-blk, later others) uses a disk.
+//! BlockDriverState is to its devices. Formats (raw, qcow2) are drivers found by name in a
+//! registry or probed by magic (QED is recognised and refused as unsupported for now); a format
+//! driver reads and writes its image through a protocol (a host file or block device), and may
+//! chain to a backing image. Nothing here knows which device (virtio-blk, later others) uses a
+//! disk.
 //!
 //! Decision, imago vs our own qcow2: we write our own. imago 0.2.6 (Hanna Czenczek's, MIT)
 //! builds with Rust 1.95 and has a sync API, but only as a cargo feature (`sync`) that its
@@ -19,6 +20,10 @@
 //! [`CacheMode`]), [`create`] (raw, qcow2 v2/v3 with [`CreateOptions`]), and on an open
 //! [`BlockDriver`]: reads, writes, flush, discard, write_zeroes, the snapshot operations,
 //! [`BlockDriver::check`] and [`BlockDriver::map`].
+//!
+//! Known warts: one request at a time per image (`&mut self`), served cluster by cluster; no
+//! resize; internal snapshots hold disk state only (no VM state area yet); a check holds one
+//! 32-bit counter per cluster of the file in memory.
 
 pub mod error;
 pub mod file;

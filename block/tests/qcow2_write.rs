@@ -157,29 +157,42 @@ fn writes_over_a_backing_chain() {
         qemu_io(&mid, "qcow2", &["write -P 0x77 30000 100000"]);
         model[30000..130000].fill(0x77);
     }
-    let top = dir.join("top.qcow2");
     // A bigger overlay than its backing: the tail reads as zeroes.
     model.resize(3 << 20, 0);
-    let o = CreateOptions {
-        size: Some(3 << 20),
-        cluster_size: 4096,
-        backing_file: Some("mid.qcow2".into()),
-        backing_fmt: Some("qcow2".into()),
-        ..Default::default()
-    };
-    create(&top, &o).unwrap();
-    let mut rng = Rng(99);
-    {
-        let mut d = open(&top, OpenOptions::default()).unwrap();
-        assert_same("fresh overlay", &read_all(d.as_mut()), &model);
-        random_io(d.as_mut(), &mut model, &mut rng, 50, 50_000);
-        // Discarding whole clusters of a v3 overlay leaves zeroes, not the backing's data.
-        d.discard(65536, 65536).unwrap();
-        model[65536..131072].fill(0);
-        assert_same("tandem view", &read_all(d.as_mut()), &model);
+    let backing_model = model.clone();
+    // Version 2 overlays have no zero flag: zeroes over a backing file are written as data.
+    for version in [2u32, 3] {
+        let top = dir.join(&format!("top{version}.qcow2"));
+        let mut model = backing_model.clone();
+        let o = CreateOptions {
+            size: Some(3 << 20),
+            cluster_size: 4096,
+            version,
+            backing_file: Some("mid.qcow2".into()),
+            backing_fmt: Some("qcow2".into()),
+            ..Default::default()
+        };
+        create(&top, &o).unwrap();
+        let mut rng = Rng(99 + version as u64);
+        {
+            let mut d = open(&top, OpenOptions::default()).unwrap();
+            assert_same("fresh overlay", &read_all(d.as_mut()), &model);
+            random_io(d.as_mut(), &mut model, &mut rng, 50, 50_000);
+            if version == 3 {
+                // Discarding whole clusters of a v3 overlay leaves zeroes, not the backing's.
+                d.discard(65536, 65536).unwrap();
+                model[65536..131072].fill(0);
+            }
+            assert_same("tandem view", &read_all(d.as_mut()), &model);
+        }
+        assert_qemu_check_clean(&top);
+        assert_same(
+            &format!("qemu view v{version}"),
+            &qemu_raw(&top, &dir),
+            &model,
+        );
     }
-    assert_qemu_check_clean(&top);
-    assert_same("qemu view", &qemu_raw(&top, &dir), &model);
+    let top = dir.join("top3.qcow2");
     let info = qemu_img(&["info", s(&top)]);
     assert!(
         info.contains("backing file: mid.qcow2") && info.contains("backing file format: qcow2"),
@@ -399,4 +412,39 @@ fn corrupt_bit_allows_read_only_only() {
         bytes,
         "refusal leaves the file unchanged"
     );
+}
+
+#[test]
+fn qcow2_in_every_cache_mode() {
+    if !qemu_img_or_skip("qcow2_in_every_cache_mode") {
+        return;
+    }
+    let dir = TempDir::new("qcache");
+    for mode in ["none", "writethrough", "directsync", "unsafe"] {
+        let img = dir.join(&format!("{mode}.qcow2"));
+        let size = 1u64 << 20;
+        create(
+            &img,
+            &CreateOptions {
+                size: Some(size),
+                cluster_size: 4096,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut model = vec![0u8; size as usize];
+        let mut rng = Rng(mode.len() as u64);
+        {
+            let opts = OpenOptions {
+                cache: mode.parse().unwrap(),
+                ..Default::default()
+            };
+            let mut d = open(&img, opts).unwrap();
+            random_io(d.as_mut(), &mut model, &mut rng, 15, 30_000);
+            d.snapshot_create("s").unwrap();
+            random_io(d.as_mut(), &mut model, &mut rng, 5, 30_000);
+        }
+        assert_qemu_check_clean(&img);
+        assert_same(mode, &qemu_raw(&img, &dir), &model);
+    }
 }
