@@ -234,7 +234,7 @@ impl Machine {
     /// A system reset: engine-side devices reset, the kernel reloaded, vCPU 0 at its entry.
     pub fn reset(&mut self) -> Result<(), Error> {
         self.accel.reset()?;
-        self.pc.reset();
+        self.pc.reset()?;
         self.loaded = Self::load(&self.config, &self.pc, &self.kernel, self.initrd.as_deref())?;
         if let Some(vcpu) = self.vcpus.first_mut() {
             vcpu.set_state(&self.loaded.state)?;

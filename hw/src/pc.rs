@@ -30,13 +30,14 @@ use tandem_softmmu::{
 use thiserror::Error;
 
 use crate::acpi::pm::{Pm, PM_BASE, PM_BLOCK_LEN};
-use crate::acpi::{AcpiConfig, AcpiError, AcpiTables, ACPI_TABLES_BASE};
+use crate::acpi::{AcpiConfig, AcpiError, AcpiTables, PciAcpi, ACPI_TABLES_BASE};
 use crate::char::serial16550::Serial16550;
 use crate::e820::{E820Entry, E820Kind};
 use crate::misc::debug_exit::DebugExit;
 use crate::misc::i8042::I8042;
 use crate::misc::port80::Port80;
 use crate::misc::port92::Port92;
+use crate::pci::{IntxWire, PciBus, PciBusConfig, PciError, PciIrqRouting};
 use crate::timer::clock::{Clock, HostClock};
 use crate::timer::cmos_rtc::CmosRtc;
 
@@ -80,6 +81,9 @@ pub enum PcError {
     /// The ACPI tables could not be built.
     #[error("building the ACPI tables")]
     Acpi(#[from] AcpiError),
+    /// The PCI bus refused a device or its BARs.
+    #[error("PCI: {0}")]
+    Pci(#[from] PciError),
 }
 
 /// Where the user's serial port output goes.
@@ -182,6 +186,9 @@ pub struct Pc {
     pub pm: Arc<Mutex<Pm>>,
     /// Guest-physical address of the ACPI RSDP.
     pub rsdp_address: u64,
+    /// The PCI bus (the i440FX host bridge at 00:00.0); devices are added by the machine,
+    /// then [`PciBus::assign_bars`] places them.
+    pub pci: PciBus,
 }
 
 impl Pc {
@@ -204,7 +211,25 @@ impl Pc {
         if cpus == 0 || (matches!(irqchip, BoardIrqchip::Pic) && cpus != 1) {
             return Err(PcError::BadCpuCount(cpus));
         }
-        let acpi = AcpiTables::build(AcpiConfig::pc(cpus), ACPI_TABLES_BASE)?;
+        // INTx: GSIs 16-19 where an I/O APIC takes them (level, active low, as _PRT entries
+        // are); ISA IRQs with the 8259 alone. The board's own I/O APIC honours the polarity
+        // Linux programs, so its wires idle high; KVM's ignores polarity (as QEMU's does).
+        let (routing, wire) = match irqchip {
+            BoardIrqchip::Engine(_) => (PciIrqRouting::IOAPIC, IntxWire::Logical),
+            BoardIrqchip::Apic => (PciIrqRouting::IOAPIC, IntxWire::ActiveLow),
+            BoardIrqchip::Pic => (PciIrqRouting::PIC, IntxWire::Logical),
+        };
+        let pci_config = PciBusConfig {
+            wire,
+            ..PciBusConfig::pc(routing)
+        };
+        let acpi = AcpiTables::build(
+            AcpiConfig {
+                pci: Some(PciAcpi::new(&pci_config)),
+                ..AcpiConfig::pc(cpus)
+            },
+            ACPI_TABLES_BASE,
+        )?;
         let ram = match &config.mem_path {
             Some(path) => GuestRam::file(path, config.ram_size)?,
             None => GuestRam::anonymous(config.ram_size)?,
@@ -237,6 +262,8 @@ impl Pc {
                 (sink, Some(chip))
             }
         };
+        let pci = PciBus::new(pci_config, irq_sink.clone())?;
+        pci.register(&mut ports, &mut map)?;
         let memory = Arc::new(map.build());
 
         let serial = Arc::new(Mutex::new(Serial16550::new(
@@ -270,6 +297,7 @@ impl Pc {
             userspace_irqchip,
             pm,
             rsdp_address: acpi.rsdp_address(),
+            pci,
         })
     }
 
@@ -279,12 +307,16 @@ impl Pc {
     }
 
     /// A machine reset of the board's devices that have a power-on state to return to: the
-    /// APICs and the ACPI PM block.
-    pub fn reset(&self) {
+    /// APICs, the ACPI PM block and the PCI bus (config spaces, BARs placed again).
+    pub fn reset(&self) -> Result<(), PcError> {
         if let Some(chip) = &self.userspace_irqchip {
             chip.reset();
         }
+        // After the I/O APIC's reset, which drops every wire: the PCI lines' idle levels go
+        // back on.
+        self.pci.reset()?;
         self.pm.lock().unwrap_or_else(|e| e.into_inner()).reset();
+        Ok(())
     }
 }
 
@@ -395,7 +427,7 @@ mod tests {
         let pc = board(16 << 20);
         let cnt = PM_BASE + CNT_OFFSET;
         pc.ports.write(cnt, &(3u16 << SLP_TYP_SHIFT).to_le_bytes());
-        pc.reset();
+        pc.reset().unwrap();
         let mut v = [0u8; 2];
         pc.ports.read(cnt, &mut v);
         assert_eq!(u16::from_le_bytes(v) >> SLP_TYP_SHIFT, 0);

@@ -313,7 +313,7 @@ mod tests {
         lapic_write(&lapics[1], 0x80, 0x50);
         lapic_write(&lapics[1], 0x20, 7 << 24);
         ioapic_write(&pc, 0x10, 0x31);
-        pc.reset();
+        pc.reset().unwrap();
         let mut d = [0u8; 4];
         LocalApic::mmio_read(lapics[1].as_ref(), 0x80, &mut d);
         assert_eq!(u32::from_le_bytes(d), 0);
