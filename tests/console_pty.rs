@@ -412,6 +412,16 @@ fn signals_from_outside_stop_tandem_and_restore_the_terminal() {
 }
 
 #[test]
+fn a_crash_still_restores_the_terminal() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut s = byte_printer_session("crash", &[]);
+    // As if tandem itself faulted: the handler restores the modes, then the signal kills it.
+    s.signal(libc::SIGSEGV);
+    let status = s.ended(ANSWER);
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", s.text());
+}
+
+#[test]
 fn ctrl_c_stops_a_linux_guest_command_and_the_shell_answers() {
     const TEST: &str = "ctrl_c_stops_a_linux_guest_command_and_the_shell_answers";
     let f = match fixtures::fetch() {
