@@ -52,6 +52,10 @@ struct Args {
     /// No graphical output (the only kind tandem has); serial on stdio.
     #[arg(long = "nographic")]
     nographic: bool,
+    /// The console's escape character, as a decimal or 0x-hex code (default 0x01, Ctrl-A;
+    /// -echr 0x14 makes it Ctrl-T).
+    #[arg(long = "echr", value_name = "CODE")]
+    echr: Option<String>,
     /// Exit instead of rebooting on a triple fault or reset request.
     #[arg(long = "no-reboot")]
     no_reboot: bool,
@@ -93,6 +97,7 @@ const LONG_OPTIONS: &[&str] = &[
     "append",
     "serial",
     "nographic",
+    "echr",
     "no-reboot",
     "machine",
     "flat-addr",
@@ -137,6 +142,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "initrd",
     "append",
     "serial",
+    "echr",
     "machine",
     "flat-addr",
     "entry-mode",
@@ -305,6 +311,17 @@ fn parse_machine(spec: &str) -> Result<Option<bool>, CliError> {
     Ok(Some(irqchip))
 }
 
+/// `-echr`: a character code, decimal or 0x-hex, that fits a byte.
+fn parse_echr(code: &str) -> Result<u8, CliError> {
+    parse_u64(code)
+        .and_then(|c| u8::try_from(c).ok())
+        .ok_or_else(|| {
+            CliError(format!(
+                "-echr: invalid character code '{code}' (0 to 255, decimal or 0x-hex)"
+            ))
+        })
+}
+
 fn parse_serial(spec: &str) -> Result<SerialConfig, CliError> {
     match spec {
         "stdio" | "mon:stdio" => Ok(SerialConfig::Stdio),
@@ -435,6 +452,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     if let Some(s) = &args.serial {
         config.serial = parse_serial(s)?;
     }
+    if let Some(code) = &args.echr {
+        config.escape_char = parse_echr(code)?;
+    }
     if let Some(addr) = &args.flat_addr {
         let addr = parse_u64(addr)
             .ok_or_else(|| CliError(format!("--flat-addr: invalid address '{addr}'")))?;
@@ -501,6 +521,19 @@ mod tests {
     }
 
     #[test]
+    fn echr_takes_decimal_or_hex_codes() {
+        assert_eq!(run(&["-kernel", "k"]).unwrap().escape_char, 0x01);
+        assert_eq!(
+            run(&["-kernel", "k", "-echr", "0x14"]).unwrap().escape_char,
+            0x14
+        );
+        assert_eq!(
+            run(&["-kernel", "k", "--echr", "20"]).unwrap().escape_char,
+            20
+        );
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("64").unwrap(), 64 << 20);
@@ -525,6 +558,12 @@ mod tests {
         assert!(run(&["-kernel", "k", "-serial", "pty"])
             .unwrap_err()
             .contains("pty"));
+        assert!(run(&["-kernel", "k", "-echr", "256"])
+            .unwrap_err()
+            .contains("-echr"));
+        assert!(run(&["-kernel", "k", "-echr", "ctrl-t"])
+            .unwrap_err()
+            .contains("ctrl-t"));
         assert!(run(&["-kernel", "k", "-machine", "virt"])
             .unwrap_err()
             .contains("virt"));

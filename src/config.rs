@@ -129,6 +129,8 @@ pub struct MachineConfig {
     pub append: String,
     /// COM1.
     pub serial: SerialConfig,
+    /// The console's escape character (`-echr`; Ctrl-A by default), with serial on stdio.
+    pub escape_char: u8,
     /// On a triple fault or reset request, stop instead of resetting.
     pub no_reboot: bool,
     /// Use the engine's in-kernel irqchip and PIT (KVM), rather than the board's.
@@ -154,6 +156,7 @@ impl MachineConfig {
             initrd: None,
             append: String::new(),
             serial: SerialConfig::Stdio,
+            escape_char: crate::console::DEFAULT_ESCAPE,
             no_reboot: false,
             kernel_irqchip: true,
             flat: None,

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod console_timestamps;
 pub mod device_types;
 pub mod difftest;
 pub mod error;

@@ -10,6 +10,7 @@ use tandem_softmmu::IrqForwarder;
 use tandem_target_x86_64::CpuState;
 
 use crate::config::{AccelKind, MachineConfig, SerialConfig};
+use crate::console_timestamps::{TimestampSwitch, Timestamped};
 use crate::error::Error;
 use crate::vcpu_thread::HaltWake;
 
@@ -45,6 +46,8 @@ pub struct Machine {
     pub(crate) accel: Box<dyn Accelerator>,
     pub(crate) bus: MachineBus,
     pub(crate) vcpus: Vec<Box<dyn Vcpu>>,
+    /// Ctrl-A t's switch for the stamps on serial output to stdio.
+    pub(crate) console_timestamps: TimestampSwitch,
     kernel: Vec<u8>,
     initrd: Option<Vec<u8>>,
     loaded: LoadedKernel,
@@ -92,8 +95,12 @@ impl Machine {
             Some(p) => Some(read_file("initrd", p)?),
             None => None,
         };
+        let console_timestamps = TimestampSwitch::new();
         let serial_out: SerialOutput = match &config.serial {
-            SerialConfig::Stdio => Box::new(std::io::stdout()),
+            SerialConfig::Stdio => Box::new(Timestamped::new(
+                std::io::stdout(),
+                console_timestamps.clone(),
+            )),
             SerialConfig::None => Box::new(std::io::sink()),
             SerialConfig::File(path) => Box::new(
                 OpenOptions::new()
@@ -188,6 +195,7 @@ impl Machine {
             accel,
             bus,
             vcpus,
+            console_timestamps,
             kernel,
             initrd,
             loaded,

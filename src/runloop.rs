@@ -73,7 +73,10 @@ pub struct RunOptions {
 /// Runs `machine` until it powers off, exits, or fails.
 pub fn run(machine: &mut Machine, options: RunOptions) -> Result<RunOutcome, Error> {
     let mut console = match machine.config.serial {
-        crate::SerialConfig::Stdio => Console::stdio(),
+        crate::SerialConfig::Stdio => Console::stdio(
+            machine.config.escape_char,
+            machine.console_timestamps.clone(),
+        ),
         _ => Console::none(),
     };
     let result = run_with_console(machine, &mut console, options);
@@ -95,7 +98,6 @@ fn run_with_console(
         .map(|u| u.lapics())
         .unwrap_or_default();
     let _timers = apic_timers::ApicTimers::start(lapics)?;
-    let mut pending_input: Vec<u8> = Vec::new();
     loop {
         let (tx, rx) = mpsc::channel::<VcpuReport>();
         let mut threads = Vec::new();
@@ -111,10 +113,10 @@ fn run_with_console(
         drop(tx);
         let mut end: Option<Result<RunOutcome, Error>> = None;
         while control.pending().is_none() {
-            let mut timeout = if pending_input.is_empty() {
-                MAX_POLL
-            } else {
+            let mut timeout = if console.has_pending() {
                 Duration::from_millis(1)
+            } else {
+                MAX_POLL
             };
             if let Some(u) = &machine.pc.userspace_irqchip {
                 let mut pit = u.pit.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,17 +125,16 @@ fn run_with_console(
                     timeout = timeout.min(Duration::from_nanos(deadline.saturating_sub(now)));
                 }
             }
-            match console.poll(timeout, &mut pending_input) {
+            match console.poll(timeout) {
                 ConsoleEvent::Quit => {
                     end = Some(Ok(RunOutcome::Quit(None)));
                     control.request(MachineRequest::Quit);
                 }
                 ConsoleEvent::Input | ConsoleEvent::Idle => {}
             }
-            if !pending_input.is_empty() {
+            if console.has_pending() {
                 let mut serial = machine.pc.serial.lock().unwrap_or_else(|e| e.into_inner());
-                let taken = serial.enqueue_input(&pending_input);
-                pending_input.drain(..taken);
+                console.deliver(&mut *serial);
             }
             if options.watch_signals {
                 if let Some(sig) = crate::signals::received() {

@@ -15,8 +15,14 @@
 //! Accesses wider than a byte are split into byte accesses at consecutive offsets, as the ISA
 //! bus does for an 8-bit device; offsets past 7 read 0xff and ignore writes.
 //!
-//! Warts: baud rate, word length, parity, stop bits and break are stored but have no effect;
-//! parity/framing errors and breaks never happen; the character timeout interrupt (IIR 0x0c) is
+//! A break from the host ([`Serial16550::enqueue_break`], the console's Ctrl-A b) arrives as a
+//! received 0 byte with LSR.BI set, a line-status interrupt when IER enables it; Linux's 8250
+//! driver turns it into a magic SysRq when a key follows within 5 s. It is taken only into an
+//! empty receiver, so that BI belongs to the byte at the top of the FIFO, as on the chip.
+//!
+//! Warts: baud rate, word length, parity, stop bits and the transmitter's break (LCR bit 6)
+//! are stored but have no effect; parity/framing errors never happen and LSR bit 7 (error in
+//! the receive FIFO) is never set; the character timeout interrupt (IIR 0x0c) is
 //! reported as soon as the FIFO holds data below the trigger level, since no character time is
 //! modelled; DMA mode (FCR bit 3) is accepted and ignored; OUT2 does not gate the interrupt line
 //! (it does on a PC board, but guests that matter set it anyway); with loopback off the modem
@@ -61,6 +67,7 @@ const MCR_MASK: u8 = 0x1f;
 
 const LSR_DR: u8 = 0x01;
 const LSR_OE: u8 = 0x02;
+const LSR_BI: u8 = 0x10;
 const LSR_ERRORS: u8 = 0x1e;
 const LSR_THRE: u8 = 0x20;
 const LSR_TEMT: u8 = 0x40;
@@ -158,6 +165,19 @@ impl Serial16550 {
         self.lsr |= LSR_DR;
         self.update_irq();
         n
+    }
+
+    /// Receives a break: a 0 byte with LSR.BI set (a line-status interrupt if IER enables
+    /// it). Taken only when the receiver is empty, so the guest sees BI with its own byte;
+    /// returns false otherwise (or in loopback), and the caller retries later.
+    pub fn enqueue_break(&mut self) -> bool {
+        if !self.rx.is_empty() || self.rx_space() == 0 {
+            return false;
+        }
+        self.rx.push_back(0);
+        self.lsr |= LSR_DR | LSR_BI;
+        self.update_irq();
+        true
     }
 
     /// How many bytes [`Serial16550::enqueue_input`] would take now.
@@ -613,6 +633,32 @@ mod tests {
         assert_eq!(u.read_reg(2), 0x02);
         assert_eq!(u.read_reg(2), 0x01);
         assert!(!levels.last());
+    }
+
+    #[test]
+    fn a_break_is_a_zero_byte_with_bi_and_a_line_status_interrupt() {
+        let (mut u, levels, _) = uart();
+        u.write_reg(2, 0x01); // FIFO on, trigger at 1
+        u.write_reg(1, IER_RDA | IER_RLS);
+        u.enqueue_input(b"a");
+        assert!(!u.enqueue_break(), "waits until the receiver is empty");
+        assert_eq!(u.read_reg(0), b'a');
+        assert!(u.enqueue_break());
+        assert!(levels.last());
+        assert_eq!(u.read_reg(2), 0xc6, "line status outranks received data");
+        assert_eq!(
+            u.enqueue_input(b"h"),
+            1,
+            "keys typed after the break queue behind it"
+        );
+        assert_eq!(u.read_reg(5) & (LSR_BI | LSR_DR), LSR_BI | LSR_DR);
+        assert_eq!(u.read_reg(5) & LSR_BI, 0, "BI cleared by the LSR read");
+        assert_eq!(u.read_reg(2), 0xc4);
+        assert_eq!(u.read_reg(0), 0, "the break's byte");
+        assert_eq!(u.read_reg(0), b'h');
+        assert!(!levels.last());
+        u.write_reg(4, MCR_LOOP);
+        assert!(!u.enqueue_break(), "no host input in loopback");
     }
 
     #[test]
