@@ -30,6 +30,8 @@ pub mod common_cfg;
 pub mod interrupt;
 
 #[cfg(test)]
+mod bus_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use crate::virtio::queue::QueueError;
 use crate::virtio::testing::*;
 
 #[derive(Default)]
-struct Levels(Mutex<Vec<bool>>);
+pub(super) struct Levels(pub(super) Mutex<Vec<bool>>);
 impl IrqSink for Levels {
     fn set_irq(&self, _gsi: u32, level: bool) {
         self.0.lock().unwrap().push(level);
@@ -32,7 +32,14 @@ impl MsiSink for Msis {
 }
 
 /// A 64 KiB "disk" whose sector `s` is filled with byte `s`.
-struct SectorDisk(Vec<u8>);
+pub(super) struct SectorDisk(pub(super) Vec<u8>);
+
+impl SectorDisk {
+    /// 128 sectors, sector `s` filled with byte `s`.
+    pub(super) fn new() -> Self {
+        Self((0..128u32).flat_map(|s| [s as u8; 512]).collect())
+    }
+}
 impl tandem_block::BlockDriver for SectorDisk {
     fn format_name(&self) -> &'static str {
         "test"
@@ -80,7 +87,7 @@ struct Guest {
 impl Guest {
     fn new(msi: bool) -> Self {
         let mem = guest_memory();
-        let disk = SectorDisk((0..128u32).flat_map(|s| [s as u8; 512]).collect());
+        let disk = SectorDisk::new();
         let blk = VirtioBlk::new(Box::new(disk), "serial", false);
         let msis = Arc::new(Msis::default());
         let sink = msi.then(|| msis.clone() as Arc<dyn MsiSink>);
