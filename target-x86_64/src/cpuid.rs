@@ -311,7 +311,11 @@ mod tests {
         // Run on the host: offered exactly where the host has them (every x86-64-v2 host).
         let host = host_leaf1();
         let on_host = 1 | (1 << 9) | (1 << 19) | (1 << 20);
-        assert_eq!(l1.ecx & on_host, host[2] & on_host, "SSE3 SSSE3 SSE4.1 SSE4.2");
+        assert_eq!(
+            l1.ecx & on_host,
+            host[2] & on_host,
+            "SSE3 SSSE3 SSE4.1 SSE4.2"
+        );
         assert_eq!(l1.edx & (3 << 25), host[3] & (3 << 25), "SSE and SSE2");
         assert_eq!(l1.ecx & (1 << 26), 0, "no XSAVE");
         assert_eq!(l1.ecx & (1 << 28), 0, "no AVX");
