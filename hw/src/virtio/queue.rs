@@ -6,7 +6,9 @@
 //! driver writes is trusted: ring areas are checked against guest RAM when the queue is
 //! validated, every descriptor's buffer when its chain is popped, and a chain that loops, is
 //! longer than its table, nests indirect tables or points outside RAM is a [`QueueError`],
-//! which the transport turns into DEVICE_NEEDS_RESET.
+//! which the transport turns into DEVICE_NEEDS_RESET. Buffers must be RAM: DMA to MMIO
+//! (peer-to-peer) is refused, which also means a device processing a queue never re-enters the
+//! bus, or its own lock, through a buffer address.
 //!
 //! Memory ordering: the driver runs on other threads (vCPUs). The available index is read
 //! before an acquire fence and the ring entries after it; used elements are written before a
