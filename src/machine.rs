@@ -41,6 +41,8 @@ pub fn create_accelerator(
 
 /// A machine ready to run.
 pub struct Machine {
+    /// The disks (first: their I/O thread stops before the board goes).
+    _disks: crate::disks::Disks,
     pub(crate) config: MachineConfig,
     pub(crate) pc: Pc,
     pub(crate) accel: Box<dyn Accelerator>,
@@ -77,6 +79,7 @@ fn check_device(dev: &crate::config::DeviceConfig) -> Result<(), Error> {
                 ))
             }
         }
+        "virtio-blk-pci" => Ok(()),
         other => Err(Error::Config(format!(
             "-device {other}: not attached to the board yet"
         ))),
@@ -179,6 +182,7 @@ impl Machine {
             cpus: CPUS,
         };
         accel.attach(&bus)?;
+        let disks = crate::disks::attach(&config, &pc, accel.as_ref())?;
         let mut vcpus = Vec::new();
         for i in 0..CPUS {
             let vcpu_bus = MachineBus {
@@ -190,6 +194,7 @@ impl Machine {
             vcpus.push(vcpu);
         }
         Ok(Self {
+            _disks: disks,
             config,
             pc,
             accel,
