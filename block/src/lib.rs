@@ -186,6 +186,46 @@ pub trait BlockDriver: Send {
         })
     }
 
+    /// Changes the virtual disk size to `new_size` bytes (qemu-img resize). Growing reads the
+    /// new area as zeroes; shrinking drops the data beyond the new end (qemu-img resize
+    /// --shrink semantics: asking before shrinking is the caller's job).
+    fn resize(&mut self, new_size: u64) -> Result<(), BlockError> {
+        let _ = new_size;
+        Err(BlockError::NotSupported {
+            format: self.format_name(),
+            operation: "resizing",
+        })
+    }
+
+    /// Records `file` (and its `format`, probed on open when `None`) as the image's backing
+    /// file, or removes the backing file with `None` (qemu-img rebase -u): only the names
+    /// change, no data is copied. The new chain is opened for later reads; if it cannot be,
+    /// the names are still recorded and reads that would reach it fail.
+    fn set_backing(&mut self, file: Option<&str>, format: Option<&str>) -> Result<(), BlockError> {
+        let _ = (file, format);
+        Err(BlockError::NotSupported {
+            format: self.format_name(),
+            operation: "backing files",
+        })
+    }
+
+    /// Writes `data` at `offset` compressed (qemu-img convert -c): `offset` is cluster
+    /// aligned and `data` whole clusters (the last may end at the end of the disk). A cluster
+    /// that does not shrink is written plainly.
+    fn write_compressed(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+        let _ = (offset, data);
+        Err(BlockError::NotSupported {
+            format: self.format_name(),
+            operation: "compressed writes",
+        })
+    }
+
+    /// The size of the unit [`BlockDriver::write_compressed`] works in (the cluster size), or
+    /// `None` when the format has no compression.
+    fn compression_unit(&self) -> Option<u64> {
+        None
+    }
+
     /// Checks the image's metadata (qemu-img check), repairing what `repair` allows. Formats
     /// without metadata are always clean.
     fn check(&mut self, repair: Repair) -> Result<CheckReport, BlockError> {

@@ -73,4 +73,28 @@ impl BlockDriver for Raw {
     fn flush(&mut self) -> Result<(), BlockError> {
         self.file.flush()
     }
+
+    fn resize(&mut self, new_size: u64) -> Result<(), BlockError> {
+        if self.file.is_read_only() {
+            return Err(BlockError::ReadOnly);
+        }
+        if self.file.is_block_device() {
+            // A device's size is the device's; only an unchanged size is honoured.
+            if new_size == self.size {
+                return Ok(());
+            }
+            return Err(BlockError::NotSupported {
+                format: "raw",
+                operation: "resizing a block device",
+            });
+        }
+        if new_size > i64::MAX as u64 {
+            return Err(BlockError::InvalidArgument(format!(
+                "size {new_size} is too large"
+            )));
+        }
+        self.file.set_len(new_size)?;
+        self.size = new_size;
+        Ok(())
+    }
 }

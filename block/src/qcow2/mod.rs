@@ -21,6 +21,7 @@ mod check;
 mod create;
 mod header;
 mod refcount;
+mod resize;
 mod snapshot;
 
 use std::collections::HashSet;
@@ -955,6 +956,10 @@ impl BlockDriver for Qcow2 {
 
     fn map(&mut self, offset: u64, len: u64) -> Result<Vec<MapEntry>, BlockError> {
         self.map_impl(offset, len)
+    }
+
+    fn resize(&mut self, new_size: u64) -> Result<(), BlockError> {
+        self.resize_impl(new_size)
     }
 }
 

@@ -269,7 +269,7 @@ impl Qcow2 {
         Ok(start * self.cs)
     }
 
-    fn set_reftable_entry(&mut self, g: u64, v: u64) -> Result<(), BlockError> {
+    pub(super) fn set_reftable_entry(&mut self, g: u64, v: u64) -> Result<(), BlockError> {
         self.rc_table[g as usize] = v;
         self.file
             .write_at(self.h.refcount_table_offset + g * 8, &v.to_be_bytes())

@@ -243,7 +243,11 @@ impl Qcow2 {
     /// Adds `addend` references to every L2 table and cluster reached from `l1`, and sets the
     /// COPIED flags of the L2 entries and of the returned L1 entries from the new refcounts
     /// (QEMU's qcow2_update_snapshot_refcount).
-    fn update_tree(&mut self, mut l1: Vec<u64>, addend: i64) -> Result<Vec<u64>, BlockError> {
+    pub(super) fn update_tree(
+        &mut self,
+        mut l1: Vec<u64>,
+        addend: i64,
+    ) -> Result<Vec<u64>, BlockError> {
         let cs = self.cs;
         for e in l1.iter_mut() {
             let off = self.l1_entry_table(*e)?;
