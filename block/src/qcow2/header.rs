@@ -297,6 +297,64 @@ impl Header {
         Ok(())
     }
 
+    /// The header cluster `old` (whose fixed header is `header_length` bytes) with its backing
+    /// file name and backing format extension replaced; every other extension is kept, in
+    /// order. `None` if the result does not fit in the cluster.
+    pub fn with_backing(
+        old: &[u8],
+        header_length: usize,
+        file: Option<&str>,
+        format: Option<&str>,
+    ) -> Option<Vec<u8>> {
+        let cs = old.len();
+        let mut kept: Vec<(u32, &[u8])> = Vec::new();
+        let mut pos = header_length;
+        while pos + 8 <= cs {
+            let ty = be32(old, pos);
+            let len = be32(old, pos + 4) as usize;
+            if ty == EXT_END {
+                break;
+            }
+            let end = (pos + 8).checked_add(len).filter(|e| *e <= cs)?;
+            if ty != EXT_BACKING_FORMAT {
+                kept.push((ty, &old[pos + 8..end]));
+            }
+            pos = end.div_ceil(8) * 8;
+        }
+        let mut b = vec![0u8; cs];
+        b[..header_length].copy_from_slice(&old[..header_length]);
+        let mut pos = header_length;
+        let mut ext = |b: &mut Vec<u8>, ty: u32, data: &[u8]| -> Option<()> {
+            let end = pos + 8 + data.len().div_ceil(8) * 8;
+            if end > cs {
+                return None;
+            }
+            b[pos..pos + 4].copy_from_slice(&ty.to_be_bytes());
+            b[pos + 4..pos + 8].copy_from_slice(&(data.len() as u32).to_be_bytes());
+            b[pos + 8..pos + 8 + data.len()].copy_from_slice(data);
+            pos = end;
+            Some(())
+        };
+        if let Some(f) = format {
+            ext(&mut b, EXT_BACKING_FORMAT, f.as_bytes())?;
+        }
+        for (ty, data) in kept {
+            ext(&mut b, ty, data)?;
+        }
+        ext(&mut b, EXT_END, &[])?;
+        let (off, len) = match file {
+            Some(name) if name.len() as u32 <= MAX_BACKING_NAME && pos + name.len() <= cs => {
+                b[pos..pos + name.len()].copy_from_slice(name.as_bytes());
+                (pos as u64, name.len() as u32)
+            }
+            Some(_) => return None,
+            None => (0, 0),
+        };
+        b[8..16].copy_from_slice(&off.to_be_bytes());
+        b[16..20].copy_from_slice(&len.to_be_bytes());
+        Some(b)
+    }
+
     /// Serialises a new header cluster for `create` (backing file name and extensions
     /// included); `self.header_length` is ignored and set from the version. The feature name
     /// table is left out when it does not fit (512-byte clusters), as QEMU does; `None` if

@@ -16,6 +16,7 @@
 //! extended L2 entries, external data files, encryption and zstd are refused at open; a
 //! snapshot whose disk size differs from the current one cannot be applied.
 
+mod backing;
 mod cache;
 mod check;
 mod create;
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 pub use create::create;
 
 use crate::file::HostFile;
-use crate::registry::{open_in_chain, OpenOptions};
+use crate::registry::{open_in_chain, CacheMode, OpenOptions};
 use crate::{
     check_range, push_extent, BlockDriver, BlockError, CheckReport, MapEntry, Repair, SnapshotInfo,
 };
@@ -95,6 +96,7 @@ pub struct Qcow2 {
     fixed: Vec<Region>,
     snapshots: Vec<Snapshot>,
     backing: Option<Box<dyn BlockDriver>>,
+    cache: CacheMode,
     lazy: bool,
     dirty_marked: bool,
     free_hint: u64,
@@ -298,6 +300,7 @@ impl Qcow2 {
             fixed,
             snapshots,
             backing,
+            cache: options.cache,
             lazy,
             dirty_marked: false,
             free_hint: 0,
@@ -960,6 +963,10 @@ impl BlockDriver for Qcow2 {
 
     fn resize(&mut self, new_size: u64) -> Result<(), BlockError> {
         self.resize_impl(new_size)
+    }
+
+    fn set_backing(&mut self, file: Option<&str>, format: Option<&str>) -> Result<(), BlockError> {
+        self.set_backing_impl(file, format)
     }
 }
 
