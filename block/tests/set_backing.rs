@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use tandem_block::{open, BlockDriver, OpenOptions};
+use tandem_block::{open, OpenOptions};
 
 /// `qemu-img info --output=json`'s (backing-filename, backing-filename-format).
 fn qemu_backing(img: &std::path::Path) -> (Option<String>, Option<String>) {
