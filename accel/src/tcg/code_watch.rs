@@ -60,9 +60,18 @@ impl CodeWatch {
 
     /// Moves the frames written since the last call into `out` (deduplicated); false at once
     /// when there are none.
+    #[inline]
     pub fn drain_into(&self, out: &mut Vec<u64>) -> bool {
-        // A plain load first: the interpreter asks after every instruction.
-        if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::SeqCst) {
+        // A plain load first, inlined: the interpreter asks after every instruction.
+        if !self.pending.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.drain_slow(out)
+    }
+
+    #[cold]
+    fn drain_slow(&self, out: &mut Vec<u64>) -> bool {
+        if !self.pending.swap(false, Ordering::SeqCst) {
             return false;
         }
         let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());

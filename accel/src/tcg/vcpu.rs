@@ -481,6 +481,7 @@ impl TcgVcpu {
 
     /// Drops the translations on pages guest code was written to since the last check; true
     /// if there were any.
+    #[inline]
     fn drop_translations_if_code_written(&mut self) -> bool {
         if let Some(w) = &self.mem.watch {
             w.drain_into(&mut self.mem.code_written);
@@ -488,6 +489,12 @@ impl TcgVcpu {
         if self.mem.code_written.is_empty() {
             return false;
         }
+        self.drop_written_translations()
+    }
+
+    /// The rare half of [`Self::drop_translations_if_code_written`], kept out of line.
+    #[cold]
+    fn drop_written_translations(&mut self) -> bool {
         for frame in std::mem::take(&mut self.mem.code_written) {
             self.blocks.invalidate_page(frame);
             if !self.blocks.has_page(frame) {
