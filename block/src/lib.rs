@@ -21,8 +21,8 @@
 //! [`BlockDriver`]: reads, writes, flush, discard, write_zeroes, the snapshot operations,
 //! [`BlockDriver::check`] and [`BlockDriver::map`].
 //!
-//! Known warts: one request at a time per image (`&mut self`), served cluster by cluster; no
-//! resize; internal snapshots hold disk state only (no VM state area yet); a check holds one
+//! Known warts: one request at a time per image (`&mut self`), served cluster by cluster;
+//! internal snapshots hold disk state only (no VM state area yet); a check holds one
 //! 32-bit counter per cluster of the file in memory.
 
 pub mod error;

@@ -6,19 +6,22 @@
 //! Split by concern, as QEMU's block/qcow2*.c are: `header` (header and extensions), `cache`
 //! (the bounded L2 and refcount-block caches), `refcount` (refcounts, cluster allocation, the
 //! refcount table's growth), `snapshot` (the snapshot table and its operations), `check`
-//! (qemu-img check, refcount rebuild), `create`. This file holds the open, the mapping of guest
-//! clusters and the read and write paths.
+//! (qemu-img check, refcount rebuild), `create`, `resize`, `backing` (changing the recorded
+//! backing file), `compress` (compressed cluster writes). This file holds the open, the mapping
+//! of guest clusters and the read and write paths.
 //!
 //! Known warts: requests are served cluster by cluster (no request merging beyond contiguous
 //! data reads); metadata updates are ordered refcount-before-reference by writing refcounts
 //! through (without lazy refcounts), but with no flush between them, so only a flush makes a
-//! write crash-safe, as the guest expects anyway; compressed clusters are read, never written;
+//! write crash-safe, as the guest expects anyway; compressed clusters are written only by
+//! `write_compressed` (a guest write to one decompresses it into a plain cluster);
 //! extended L2 entries, external data files, encryption and zstd are refused at open; a
 //! snapshot whose disk size differs from the current one cannot be applied.
 
 mod backing;
 mod cache;
 mod check;
+mod compress;
 mod create;
 mod header;
 mod refcount;
@@ -101,6 +104,8 @@ pub struct Qcow2 {
     dirty_marked: bool,
     free_hint: u64,
     decompressed: Option<(u64, Vec<u8>)>,
+    /// Where the next compressed stream may go (QEMU's free_byte_offset).
+    free_byte_offset: Option<u64>,
     csize_shift: u32,
     csize_mask: u64,
     coffset_mask: u64,
@@ -305,6 +310,7 @@ impl Qcow2 {
             dirty_marked: false,
             free_hint: 0,
             decompressed: None,
+            free_byte_offset: None,
             csize_shift,
             csize_mask: (1u64 << (cluster_bits - 8)) - 1,
             coffset_mask: (1u64 << csize_shift) - 1,
@@ -967,6 +973,14 @@ impl BlockDriver for Qcow2 {
 
     fn set_backing(&mut self, file: Option<&str>, format: Option<&str>) -> Result<(), BlockError> {
         self.set_backing_impl(file, format)
+    }
+
+    fn write_compressed(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+        self.write_compressed_impl(offset, data)
+    }
+
+    fn compression_unit(&self) -> Option<u64> {
+        Some(self.cs)
     }
 }
 

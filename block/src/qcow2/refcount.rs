@@ -160,7 +160,7 @@ impl Qcow2 {
 
     /// Adds `delta` to the refcount of cluster `c`; a cluster reaching zero is free again.
     pub(super) fn adjust_refcount(&mut self, c: u64, delta: i64) -> Result<u64, BlockError> {
-        if delta > 0 && c.saturating_add(1).saturating_mul(self.cs) > self.file.len()? {
+        if delta > 0 && c.saturating_mul(self.cs) >= self.file.len()? {
             // A reference to a cluster past the end of the file comes from damaged tables;
             // counting it would grow the refcount structure out to there.
             return Err(self.corrupt(format!(
@@ -204,6 +204,9 @@ impl Qcow2 {
                 self.decompressed = None;
             }
             self.free_hint = self.free_hint.min(c);
+            if self.free_byte_offset.is_some_and(|o| o / self.cs == c) {
+                self.free_byte_offset = None;
+            }
         }
         Ok(new)
     }
