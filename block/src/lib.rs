@@ -25,6 +25,8 @@
 //! internal snapshots hold disk state only (no VM state area yet); a check holds one
 //! 32-bit counter per cluster of the file in memory.
 
+pub(crate) mod backing;
+pub(crate) mod cache;
 pub mod error;
 pub mod file;
 pub mod probe;

@@ -38,7 +38,7 @@ pub fn create(path: &Path, o: &CreateOptions) -> Result<(), BlockError> {
     // The backing file must open (its chain too); it gives the size when none is given.
     let mut size = o.size;
     if let Some(name) = &o.backing_file {
-        let bpath = super::resolve_backing(path, name);
+        let bpath = crate::backing::resolve(path, name);
         let opts = OpenOptions {
             format: o.backing_fmt.clone(),
             read_only: true,

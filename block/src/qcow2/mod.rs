@@ -19,7 +19,6 @@
 //! snapshot whose disk size differs from the current one cannot be applied.
 
 mod backing;
-mod cache;
 mod check;
 mod compress;
 mod create;
@@ -33,12 +32,12 @@ use std::path::{Path, PathBuf};
 
 pub use create::create;
 
+use crate::cache::TableCache;
 use crate::file::HostFile;
-use crate::registry::{open_in_chain, CacheMode, OpenOptions};
+use crate::registry::{CacheMode, OpenOptions};
 use crate::{
     check_range, push_extent, BlockDriver, BlockError, CheckReport, MapEntry, Repair, SnapshotInfo,
 };
-use cache::TableCache;
 use header::{Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY};
 use snapshot::Snapshot;
 
@@ -266,24 +265,13 @@ impl Qcow2 {
         // The backing chain, read-only.
         let backing = match &h.backing_file {
             None => None,
-            Some(name) => {
-                let bpath = resolve_backing(&path, name);
-                let bopts = OpenOptions {
-                    format: h.backing_fmt.clone(),
-                    read_only: true,
-                    cache: options.cache,
-                };
-                let b = open_in_chain(&bpath, &bopts, chain).map_err(|e| BlockError::Backing {
-                    path: path.display().to_string(),
-                    backing: name.clone(),
-                    // Deeper in the chain, only the innermost fault is kept.
-                    cause: match e {
-                        BlockError::Backing { cause, .. } => cause,
-                        e => e.to_string(),
-                    },
-                })?;
-                Some(b)
-            }
+            Some(name) => Some(crate::backing::open(
+                &path,
+                name,
+                h.backing_fmt.as_deref(),
+                options.cache,
+                chain,
+            )?),
         };
 
         let cluster_bits = h.cluster_bits;
@@ -538,21 +526,7 @@ impl Qcow2 {
     // ---- reading ----
 
     fn read_backing(&mut self, off: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        let Some(b) = self.backing.as_mut() else {
-            buf.fill(0);
-            return Ok(());
-        };
-        let bsize = b.size();
-        let n = if off >= bsize {
-            0
-        } else {
-            (bsize - off).min(buf.len() as u64) as usize
-        };
-        if n > 0 {
-            b.read_at(off, &mut buf[..n])?;
-        }
-        buf[n..].fill(0);
-        Ok(())
+        crate::backing::read(self.backing.as_mut(), off, buf)
     }
 
     /// Inflates the compressed cluster at `[offset, offset + len)` into `self.decompressed`.
@@ -819,44 +793,7 @@ impl Qcow2 {
                     },
                 ),
                 Mapping::Unallocated => {
-                    let hole = MapEntry {
-                        present: false,
-                        zero: true,
-                        ..base
-                    };
-                    match self.backing.as_mut() {
-                        None => push_extent(&mut out, hole),
-                        Some(b) => {
-                            let bsize = b.size();
-                            let bn = if off >= bsize {
-                                0
-                            } else {
-                                (bsize - off).min(n)
-                            };
-                            if bn > 0 {
-                                for e in b.map(off, bn)? {
-                                    push_extent(
-                                        &mut out,
-                                        MapEntry {
-                                            depth: e.depth + 1,
-                                            ..e
-                                        },
-                                    );
-                                }
-                            }
-                            if bn < n {
-                                push_extent(
-                                    &mut out,
-                                    MapEntry {
-                                        start: off + bn,
-                                        length: n - bn,
-                                        depth: 1,
-                                        ..hole
-                                    },
-                                );
-                            }
-                        }
-                    }
+                    crate::backing::map(self.backing.as_mut(), off, n, &mut out)?
                 }
             }
             off += n;
@@ -886,19 +823,6 @@ fn check_overlaps(path: &Path, regions: &mut [Region]) -> Result<(), BlockError>
 fn find_region(regions: &[Region], off: u64, len: u64) -> Option<&Region> {
     let end = off.saturating_add(len);
     regions.iter().find(|r| r.start < end && off < r.end)
-}
-
-/// A backing file name resolved as QEMU does: relative names are relative to the directory of
-/// the image that names them.
-fn resolve_backing(image: &Path, name: &str) -> PathBuf {
-    let p = Path::new(name);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    match image.parent() {
-        Some(dir) => dir.join(p),
-        None => p.to_path_buf(),
-    }
 }
 
 impl BlockDriver for Qcow2 {
