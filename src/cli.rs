@@ -14,6 +14,7 @@ use crate::config::{AccelKind, MachineConfig, SerialConfig};
 pub mod difftest;
 pub mod drive;
 pub mod exec;
+pub mod img;
 pub mod qemu_opts;
 
 /// tandem: a full-system x86_64 emulator (a JIT and KVM behind one PC machine).
@@ -118,6 +119,8 @@ pub enum Command {
     Exec(Box<exec::ExecRequest>),
     /// Run the differential suite (`tandem difftest ...`).
     Difftest(Box<difftest::DiffRequest>),
+    /// Run a disk image command (`tandem img ...`).
+    Img(Box<crate::img::ImgCommand>),
     /// Print this text and exit 0 (help, version, `-accel help`).
     Print(String),
 }
@@ -356,6 +359,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     let args: Vec<String> = args.into_iter().collect();
     match args.get(1).map(String::as_str) {
         Some("exec") => return exec::parse(args),
+        Some("img") => return img::parse(args),
         Some("difftest") => return difftest::parse(args),
         _ => {}
     }
@@ -486,6 +490,7 @@ mod tests {
             Ok(Command::Print(p)) => Err(format!("print: {p}")),
             Ok(Command::Exec(_)) => Err("exec".into()),
             Ok(Command::Difftest(_)) => Err("difftest".into()),
+            Ok(Command::Img(_)) => Err("img".into()),
             Err(e) => Err(e.0),
         }
     }

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Run(config) => config,
+        Command::Img(cmd) => return ExitCode::from(tandem::img::run(&cmd)),
         Command::Difftest(req) => {
             return match cli::difftest::run(&req) {
                 Ok(true) => ExitCode::SUCCESS,
