@@ -1,9 +1,8 @@
 //! The block layer: disk images behind one [`BlockDriver`] trait, as QEMU's
-//! BlockDriverState is to its devices. Formats (raw, qcow2) are drivers found by name in a
-//! registry or probed by magic (QED is recognised and refused as unsupported for now); a format
-//! driver reads and writes its image through a protocol (a host file or block device), and may
-//! chain to a backing image. Nothing here knows which device (virtio-blk, later others) uses a
-//! disk.
+//! BlockDriverState is to its devices. Formats (raw, qcow2, QED) are drivers found by name in
+//! a registry or probed by magic; a format driver reads and writes its image through a
+//! protocol (a host file or block device), and may chain to a backing image. Nothing here
+//! knows which device (virtio-blk, later others) uses a disk.
 //!
 //! Decision, imago vs our own qcow2: we write our own. imago 0.2.6 (Hanna Czenczek's, MIT)
 //! builds with Rust 1.95 and has a sync API, but only as a cargo feature (`sync`) that its
@@ -17,9 +16,10 @@
 //! tested against the real qemu-img as the oracle.
 //!
 //! Entry points: [`open`] (by path, with [`OpenOptions`]: `format` or probing, `read_only`,
-//! [`CacheMode`]), [`create`] (raw, qcow2 v2/v3 with [`CreateOptions`]), and on an open
+//! [`CacheMode`]), [`create`] (raw, qcow2 v2/v3, QED with [`CreateOptions`]), and on an open
 //! [`BlockDriver`]: reads, writes, flush, discard, write_zeroes, the snapshot operations,
-//! [`BlockDriver::check`] and [`BlockDriver::map`].
+//! [`BlockDriver::check`], [`BlockDriver::map`], [`BlockDriver::resize`],
+//! [`BlockDriver::set_backing`] and [`BlockDriver::write_compressed`].
 //!
 //! Known warts: one request at a time per image (`&mut self`), served cluster by cluster;
 //! internal snapshots hold disk state only (no VM state area yet); a check holds one
@@ -31,6 +31,7 @@ pub mod error;
 pub mod file;
 pub mod probe;
 pub mod qcow2;
+pub mod qed;
 pub mod raw;
 pub mod registry;
 

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use crate::file::HostFile;
 use crate::probe::{probe, PROBE_LEN};
 use crate::qcow2::Qcow2;
+use crate::qed::Qed;
 use crate::raw::Raw;
 use crate::{BlockDriver, BlockError};
 
@@ -76,11 +77,11 @@ pub struct OpenOptions {
 /// How to create an image (`qemu-img create -f FORMAT -o ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateOptions {
-    /// `raw` or `qcow2`.
+    /// `raw`, `qcow2` or `qed`.
     pub format: String,
     /// Virtual size in bytes; `None` takes the backing file's size.
     pub size: Option<u64>,
-    /// qcow2: bytes per cluster, a power of two from 512 to 2 MiB.
+    /// qcow2: bytes per cluster, a power of two from 512 to 2 MiB; QED: from 4 KiB to 64 MiB.
     pub cluster_size: u32,
     /// qcow2: 2 (`compat=0.10`) or 3 (`compat=1.1`).
     pub version: u32,
@@ -88,10 +89,11 @@ pub struct CreateOptions {
     pub lazy_refcounts: bool,
     /// qcow2: bits per refcount, a power of two from 1 to 64 (v2: only 16).
     pub refcount_bits: u32,
-    /// qcow2: the backing file's name, stored as given (relative names are relative to the
+    /// qcow2 and QED: the backing file's name, stored as given (relative names are relative to the
     /// new image's directory).
     pub backing_file: Option<String>,
-    /// qcow2: the backing file's format, recorded in the image (probed when absent).
+    /// qcow2 and QED: the backing file's format, recorded in the image (probed when absent;
+    /// QED records only `raw`, and probes any other).
     pub backing_fmt: Option<String>,
 }
 
@@ -111,7 +113,7 @@ impl Default for CreateOptions {
 }
 
 /// The formats a `format=` may name.
-pub const FORMATS: &[&str] = &["raw", "qcow2"];
+pub const FORMATS: &[&str] = &["raw", "qcow2", "qed"];
 
 /// Opens the image at `path`.
 pub fn open(
@@ -146,7 +148,6 @@ pub(crate) fn open_in_chain(
     let (format, probed) = match &options.format {
         Some(name) => match FORMATS.iter().find(|f| **f == name.as_str()) {
             Some(f) => (*f, false),
-            None if name == "qed" => return Err(BlockError::unsupported(path, "format qed")),
             None => return Err(BlockError::UnknownFormat(name.clone())),
         },
         None => {
@@ -159,6 +160,7 @@ pub(crate) fn open_in_chain(
     let driver: Box<dyn BlockDriver> = match format {
         "raw" => Box::new(Raw::new(file, probed)?),
         "qcow2" => Box::new(Qcow2::open(file, options, chain)?),
+        "qed" => Box::new(Qed::open(file, options, chain)?),
         other => return Err(BlockError::unsupported(path, format!("format {other}"))),
     };
     chain.pop();
@@ -177,6 +179,7 @@ pub fn create(path: impl AsRef<Path>, options: &CreateOptions) -> Result<(), Blo
             f.set_len(size).map_err(|e| BlockError::io(path, e))
         }
         "qcow2" => crate::qcow2::create(path, options),
+        "qed" => crate::qed::create(path, options),
         other => Err(BlockError::UnknownFormat(other.to_string())),
     }
 }
