@@ -16,14 +16,15 @@
 //! tested against the real qemu-img as the oracle.
 //!
 //! Entry points: [`open`] (by path, with [`OpenOptions`]: `format` or probing, `read_only`,
-//! [`CacheMode`]), [`create`] (raw, qcow2 v2/v3, QED with [`CreateOptions`]), and on an open
+//! [`CacheMode`]), [`create`] (raw, qcow2 v2/v3, QED with [`CreateOptions`];
+//! [`qed::create_with_table_size`] for QED's `table_size`), and on an open
 //! [`BlockDriver`]: reads, writes, flush, discard, write_zeroes, the snapshot operations,
 //! [`BlockDriver::check`], [`BlockDriver::map`], [`BlockDriver::resize`],
 //! [`BlockDriver::set_backing`] and [`BlockDriver::write_compressed`].
 //!
 //! Known warts: one request at a time per image (`&mut self`), served cluster by cluster;
-//! internal snapshots hold disk state only (no VM state area yet); a check holds one
-//! 32-bit counter per cluster of the file in memory.
+//! internal snapshots hold disk state only (no VM state area yet); a qcow2 check holds one
+//! 32-bit counter per cluster of the file in memory (QED's one bit); QED images only grow.
 
 pub(crate) mod backing;
 pub(crate) mod cache;
