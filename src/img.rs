@@ -6,10 +6,8 @@
 //! goes to the writer given (stdout); errors come back as [`ImgError`] and print as one line,
 //! `tandem img: FILE: reason`, exit status 1.
 //!
-//! Known warts, from what the block layer's [`BlockDriver`] does not offer yet: qcow2 header
-//! fields are read from the file by [`meta`]; until a driver implements
-//! [`BlockDriver::write_compressed`], `convert -c` writes through this module's own streaming
-//! qcow2 writer ([`qcow2_writer`], [`deflate`]); rebase needs [`BlockDriver::set_backing`].
+//! Known wart, from what the block layer's [`BlockDriver`] does not offer yet: qcow2 header
+//! fields are read from the file by [`meta`].
 
 use std::io::Write;
 
@@ -19,7 +17,6 @@ pub mod check;
 pub mod commit;
 pub mod convert;
 pub mod create;
-pub mod deflate;
 pub mod error;
 pub mod info;
 pub mod json;
@@ -27,7 +24,6 @@ pub mod map;
 pub mod meta;
 pub mod options;
 pub mod progress;
-pub mod qcow2_writer;
 pub mod rebase;
 pub mod resize;
 pub mod snapshot;

@@ -5,7 +5,7 @@
 //! With `-B BACKING` the new image gets that backing file and only the source's top image is
 //! copied (QEMU's rule: the new backing file holds what the source's backing chain held);
 //! zeroes stored in the top image are then written as zeroes so that they hide the backing
-//! file. With `-c` the output is written by [`Qcow2Writer`] with compressed clusters.
+//! file. With `-c` clusters are written compressed ([`BlockDriver::write_compressed`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -15,7 +15,6 @@ use tandem_block::{BlockDriver, CacheMode, OpenOptions};
 
 use super::options::ImageOptions;
 use super::progress::Progress;
-use super::qcow2_writer::Qcow2Writer;
 use super::{open_image, sparse, ImgError};
 
 /// Bytes read and written per step (qemu-img's convert uses the same 2 MiB).
@@ -103,22 +102,18 @@ pub fn run(r: &ConvertRequest, out: &mut dyn Write) -> Result<(), ImgError> {
         (_, Some(unit)) if r.compress => unit,
         _ => create.cluster_size as u64,
     };
-    let mut sink: Box<dyn Sink> = if r.compress && img.compression_unit().is_none() {
-        // The block layer cannot write compressed clusters for this format (yet): write the
-        // image front to back ourselves.
-        drop(img);
-        Box::new(WriterSink {
-            w: Qcow2Writer::create(&r.dst, &create, size)?,
-            compress: true,
-        })
-    } else {
-        Box::new(BlockSink {
-            img,
-            name: r.dst.clone(),
-            granularity,
-            compress: r.compress,
-        })
-    };
+    if r.compress && img.compression_unit().is_none() {
+        return Err(ImgError::file(
+            &r.dst,
+            "Compression not supported for this file format",
+        ));
+    }
+    let mut sink: Box<dyn Sink> = Box::new(BlockSink {
+        img,
+        name: r.dst.clone(),
+        granularity,
+        compress: r.compress,
+    });
     let mut progress = Progress::new(r.progress && !r.quiet, out);
     copy(
         src.as_mut(),
@@ -380,41 +375,6 @@ impl Sink for BlockSink {
 
     fn finish(mut self: Box<Self>) -> Result<(), ImgError> {
         self.img.flush().map_err(|e| ImgError::file(&self.name, e))
-    }
-}
-
-/// A qcow2 image written front to back by [`Qcow2Writer`].
-struct WriterSink {
-    w: Qcow2Writer,
-    compress: bool,
-}
-
-impl Sink for WriterSink {
-    fn granularity(&self) -> u64 {
-        self.w.cluster_size()
-    }
-
-    fn write(&mut self, off: u64, data: &[u8]) -> Result<(), ImgError> {
-        let cs = self.w.cluster_size();
-        if !self.compress {
-            return self.w.write_data(off / cs, data);
-        }
-        for (k, cluster) in data.chunks(cs as usize).enumerate() {
-            self.w.write_compressed(off / cs + k as u64, cluster)?;
-        }
-        Ok(())
-    }
-
-    fn zero(&mut self, off: u64, len: u64) -> Result<(), ImgError> {
-        let cs = self.w.cluster_size();
-        for gc in off / cs..(off + len).div_ceil(cs) {
-            self.w.write_zero(gc)?;
-        }
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<(), ImgError> {
-        self.w.finish()
     }
 }
 

@@ -62,7 +62,16 @@ impl Qcow2 {
         let cs = self.cs;
         let len = z.len() as u64;
         // Refcounts first, then the data, then the reference.
-        let host = match self.free_byte_offset.filter(|o| !o.is_multiple_of(cs)) {
+        // A partly used host cluster is shared only while its refcount can count one more
+        // stream (with 1-bit refcounts never: each stream then starts a cluster, as in QEMU).
+        let max = u64::MAX >> (64 - (1u32 << self.h.refcount_order));
+        let mut tail = self.free_byte_offset.filter(|o| !o.is_multiple_of(cs));
+        if let Some(o) = tail {
+            if self.refcount(o / cs)? >= max {
+                tail = None;
+            }
+        }
+        let host = match tail {
             Some(o) if len <= cs - o % cs => {
                 self.adjust_refcount(o / cs, 1)?;
                 o
