@@ -253,3 +253,5 @@ pub fn stderr(o: &Output) -> String {
 
 pub mod asm;
 pub mod fixtures;
+pub mod linux_guest;
+pub mod sha256;
