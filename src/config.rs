@@ -34,35 +34,8 @@ pub enum SerialConfig {
     None,
 }
 
-/// How a drive's image is cached on the host, with QEMU's meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CacheMode {
-    /// The host page cache; FLUSH reaches the disk (the default).
-    #[default]
-    Writeback,
-    /// O_DIRECT where the host allows it; FLUSH reaches the disk.
-    None,
-    /// The page cache, and every write flushed.
-    Writethrough,
-    /// O_DIRECT, and every write flushed.
-    Directsync,
-    /// The page cache; FLUSH is ignored (fast; data lost on a host crash).
-    Unsafe,
-}
-
-impl CacheMode {
-    /// The mode called `name` on the command line.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "writeback" => Self::Writeback,
-            "none" => Self::None,
-            "writethrough" => Self::Writethrough,
-            "directsync" => Self::Directsync,
-            "unsafe" => Self::Unsafe,
-            _ => return Option::None,
-        })
-    }
-}
+/// How a drive's image is cached on the host, with QEMU's meanings (the block layer's).
+pub use tandem_block::CacheMode;
 
 /// The interface a `-drive` is attached by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use tandem_hw::virtio::{self, GuestMemory, VirtioPci};
 use tandem_softmmu::{Doorbell, MsiSink};
 
 use crate::cli::drive::parse_pci_addr;
-use crate::config::{CacheMode, DeviceConfig, DriveConfig, MachineConfig};
+use crate::config::{DeviceConfig, DriveConfig, MachineConfig};
 use crate::error::Error;
 use crate::iothread::{IoHandler, IoThread};
 
@@ -23,16 +23,6 @@ pub struct Disks {
     /// The virtio-blk functions, by `-device` order.
     pub devices: Vec<Arc<Mutex<VirtioPci>>>,
     _io: IoThread,
-}
-
-fn block_cache(c: CacheMode) -> tandem_block::CacheMode {
-    match c {
-        CacheMode::Writeback => tandem_block::CacheMode::Writeback,
-        CacheMode::None => tandem_block::CacheMode::None,
-        CacheMode::Writethrough => tandem_block::CacheMode::Writethrough,
-        CacheMode::Directsync => tandem_block::CacheMode::Directsync,
-        CacheMode::Unsafe => tandem_block::CacheMode::Unsafe,
-    }
 }
 
 fn pci_error(e: tandem_hw::pci::PciError) -> Error {
@@ -49,7 +39,7 @@ fn open_drive(d: &DriveConfig) -> Result<Box<dyn tandem_block::BlockDriver>, Err
     let options = |format: Option<String>, read_only: bool| OpenOptions {
         format,
         read_only,
-        cache: block_cache(d.cache),
+        cache: d.cache,
     };
     if !d.snapshot {
         return tandem_block::open(&d.file, options(d.format.clone(), d.read_only))
@@ -83,7 +73,10 @@ fn overlay_path(id: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    dir.join(format!("tandem-snapshot-{}-{id}-{nanos}.qcow2", std::process::id()))
+    dir.join(format!(
+        "tandem-snapshot-{}-{id}-{nanos}.qcow2",
+        std::process::id()
+    ))
 }
 
 /// The receiver of the devices' MSI-X messages: the engine's (KVM's in-kernel APICs) or the
@@ -102,7 +95,11 @@ pub fn attach(config: &MachineConfig, pc: &Pc, accel: &dyn Accelerator) -> Resul
     let memory = GuestMemory::connected(&pc.memory);
     let mut devices = Vec::new();
     let mut slots = Vec::new();
-    for dev in config.devices.iter().filter(|d| d.driver == "virtio-blk-pci") {
+    for dev in config
+        .devices
+        .iter()
+        .filter(|d| d.driver == "virtio-blk-pci")
+    {
         let drive = drive_of(config, dev)?;
         let image = open_drive(drive)?;
         let read_only = drive.read_only || image.is_read_only();

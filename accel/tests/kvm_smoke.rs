@@ -2,15 +2,16 @@
 
 #![cfg(feature = "kvm")]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use iced_x86::code_asm::*;
 use tandem_accel::kvm::KvmAccelerator;
-use tandem_accel::{Accelerator, AcceleratorConfig, IrqchipConnection, MachineBus, VcpuExit};
+use tandem_accel::{Accelerator, AcceleratorConfig, VcpuExit};
 use tandem_softmmu::host_memory::HostMemory;
-use tandem_softmmu::{AddressSpaceBuilder, InterruptPin, PortBus, PortDevice, RunControl};
-use tandem_target_x86_64::cpu_state::{bits, reg, sreg};
-use tandem_target_x86_64::{CpuState, Segment};
+use tandem_softmmu::{AddressSpaceBuilder, PortBus, PortDevice, RunControl};
+use tandem_target_x86_64::cpu_state::reg;
 
 #[derive(Default)]
 struct Sink(Vec<u8>);
@@ -20,13 +21,6 @@ impl PortDevice for Sink {
     }
     fn write(&mut self, _o: u16, d: &[u8]) {
         self.0.extend_from_slice(d);
-    }
-}
-
-struct NoAck;
-impl tandem_softmmu::InterruptAcknowledge for NoAck {
-    fn acknowledge(&self) -> Option<u8> {
-        None
     }
 }
 
@@ -53,16 +47,7 @@ fn protected_mode_guest_does_port_io_and_halts() {
     let sink = Arc::new(Mutex::new(Sink::default()));
     let mut ports = PortBus::new();
     ports.register(0x3f8, 8, sink.clone()).unwrap();
-    let bus = MachineBus {
-        memory: space,
-        ports: Arc::new(ports),
-        control: Arc::new(RunControl::new()),
-        irqchip: IrqchipConnection::Userspace {
-            pin: InterruptPin::new(),
-            ack: Arc::new(NoAck),
-        },
-        cpus: 1,
-    };
+    let bus = common::bus(space, ports, Arc::new(RunControl::new()));
     let mut accel = KvmAccelerator::new(AcceleratorConfig {
         kernel_irqchip: false,
         ..Default::default()
@@ -70,16 +55,7 @@ fn protected_mode_guest_does_port_io_and_halts() {
     .unwrap();
     accel.attach(&bus).unwrap();
     let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
-    let mut s = CpuState {
-        cr0: bits::CR0_PE | bits::CR0_ET,
-        ..CpuState::default()
-    };
-    s.seg[sreg::CS] = Segment::flat(0x18, true, false);
-    for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
-        s.seg[i] = Segment::flat(0x10, false, false);
-    }
-    s.tr = Segment::tss(0x20, 0, 0x67);
-    s.rip = 0x1000;
+    let s = common::flat32(0x1000);
     vcpu.set_state(&s).unwrap();
     let exit = vcpu.run().unwrap();
     assert_eq!(
@@ -127,31 +103,13 @@ fn doorbell_stores_ring_without_reaching_the_device() {
     b.mmio(MMIO, 0x1000, dev.clone()).unwrap();
     let space = Arc::new(b.build());
     space.load(0x1000, &code).unwrap();
-    let bus = MachineBus {
-        memory: space,
-        ports: Arc::new(PortBus::new()),
-        control: Arc::new(RunControl::new()),
-        irqchip: IrqchipConnection::Userspace {
-            pin: InterruptPin::new(),
-            ack: Arc::new(NoAck),
-        },
-        cpus: 1,
-    };
+    let bus = common::bus(space, PortBus::new(), Arc::new(RunControl::new()));
     let mut accel = KvmAccelerator::new(AcceleratorConfig::default()).unwrap();
     accel.attach(&bus).unwrap();
     let bell = tandem_softmmu::Doorbell::new().unwrap();
     accel.register_doorbell(MMIO + 0x10, &bell).unwrap();
     let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
-    let mut s = CpuState {
-        cr0: bits::CR0_PE | bits::CR0_ET,
-        ..CpuState::default()
-    };
-    s.seg[sreg::CS] = Segment::flat(0x18, true, false);
-    for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
-        s.seg[i] = Segment::flat(0x10, false, false);
-    }
-    s.tr = Segment::tss(0x20, 0, 0x67);
-    s.rip = 0x1000;
+    let s = common::flat32(0x1000);
     vcpu.set_state(&s).unwrap();
     assert!(matches!(vcpu.run().unwrap(), VcpuExit::Halted { .. }));
     assert!(bell.take(), "the doorbell did not ring");

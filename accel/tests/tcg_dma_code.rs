@@ -3,23 +3,17 @@
 
 #![cfg(feature = "tcg")]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use iced_x86::code_asm::*;
 use tandem_accel::tcg::TcgAccelerator;
-use tandem_accel::{Accelerator, IrqchipConnection, MachineBus, TcgConfig, Tier, VcpuExit};
+use tandem_accel::{Accelerator, TcgConfig, Tier, VcpuExit};
 use tandem_softmmu::host_memory::HostMemory;
-use tandem_softmmu::{AddressSpaceBuilder, InterruptPin, MachineRequest, PortBus, RunControl};
-use tandem_target_x86_64::cpu_state::{bits, reg, sreg};
-use tandem_target_x86_64::{CpuState, Segment};
-
-struct NoAck;
-impl tandem_softmmu::InterruptAcknowledge for NoAck {
-    fn acknowledge(&self) -> Option<u8> {
-        None
-    }
-}
+use tandem_softmmu::{AddressSpaceBuilder, MachineRequest, PortBus, RunControl};
+use tandem_target_x86_64::cpu_state::reg;
 
 /// Assembles `f` at `at` (32-bit code).
 fn asm(at: u64, f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
@@ -58,16 +52,7 @@ fn dma_into_compiled_code_is_seen() {
     space.load(0x1000, &main).unwrap();
     space.load(FUNC, &returns(1)).unwrap();
     let control = Arc::new(RunControl::new());
-    let bus = MachineBus {
-        memory: space.clone(),
-        ports: Arc::new(PortBus::new()),
-        control: control.clone(),
-        irqchip: IrqchipConnection::Userspace {
-            pin: InterruptPin::new(),
-            ack: Arc::new(NoAck),
-        },
-        cpus: 1,
-    };
+    let bus = common::bus(space.clone(), PortBus::new(), control.clone());
     let mut accel = TcgAccelerator::new(TcgConfig {
         tier: Tier::Jit,
         ..TcgConfig::default()
@@ -75,16 +60,7 @@ fn dma_into_compiled_code_is_seen() {
     .unwrap();
     accel.attach(&bus).unwrap();
     let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
-    let mut s = CpuState {
-        cr0: bits::CR0_PE | bits::CR0_ET,
-        ..CpuState::default()
-    };
-    s.seg[sreg::CS] = Segment::flat(0x18, true, false);
-    for i in [sreg::DS, sreg::ES, sreg::SS, sreg::FS, sreg::GS] {
-        s.seg[i] = Segment::flat(0x10, false, false);
-    }
-    s.tr = Segment::tss(0x20, 0, 0x67);
-    s.rip = 0x1000;
+    let s = common::flat32(0x1000);
     vcpu.set_state(&s).unwrap();
     let runner = std::thread::spawn(move || {
         let exit = vcpu.run();

@@ -58,7 +58,7 @@ pub fn parse_drive(spec: &str, index: usize) -> Result<DriveConfig, CliError> {
             "id" if valid_id(v) => drive.id = v.clone(),
             "id" => return Err(CliError(format!("-drive: invalid id '{v}'"))),
             "cache" => {
-                drive.cache = CacheMode::from_name(v).ok_or_else(|| {
+                drive.cache = v.parse::<CacheMode>().map_err(|_| {
                     CliError(format!(
                         "-drive: invalid cache mode '{v}' (writeback, none, writethrough, \
                          directsync or unsafe)"
