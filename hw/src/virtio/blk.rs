@@ -10,6 +10,7 @@
 //! disk whose size is not a multiple of 512 loses its last partial sector.
 
 pub mod config;
+mod iobuf;
 pub mod request;
 
 #[cfg(test)]
@@ -80,12 +81,7 @@ impl VirtioBlk {
             feature::DISCARD | feature::WRITE_ZEROES
         };
         Self {
-            disk: BlkDisk {
-                driver,
-                serial: id,
-                read_only,
-                config,
-            },
+            disk: BlkDisk::new(driver, id, read_only, config),
             features,
             active: None,
         }

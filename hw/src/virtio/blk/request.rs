@@ -16,6 +16,7 @@ use tandem_block::BlockDriver;
 use tandem_softmmu::AddressSpace;
 
 use super::config::{BlkConfig, SECTOR_SIZE};
+use super::iobuf::IoBuf;
 use crate::virtio::queue::{DescriptorChain, Queue, QueueError};
 
 /// Request types (§5.2.6).
@@ -52,8 +53,11 @@ const HEADER_LEN: u64 = 16;
 const DWZ_SEGMENT_LEN: u64 = 16;
 /// Write-zeroes flag: the device may deallocate.
 const DWZ_F_UNMAP: u32 = 1;
-/// Data moves between guest memory and the disk through a buffer of at most this size.
-const CHUNK: u64 = 128 << 10;
+/// Most bytes of a request moved by one block-layer call. A request is one contiguous disk
+/// range, so it takes one call unless it is longer than this (Linux sends at most about
+/// 1 MiB); the bound keeps what a guest can make the device allocate small, since the buffer
+/// it goes through is kept for the next request.
+const MAX_RUN: u64 = 4 << 20;
 
 /// What virtio-blk serves requests from: the image and what the device says about it.
 pub struct BlkDisk {
@@ -65,6 +69,26 @@ pub struct BlkDisk {
     pub read_only: bool,
     /// Limits the configuration space advertises, enforced here.
     pub config: BlkConfig,
+    /// What request data passes through between guest memory and the image.
+    buf: IoBuf,
+}
+
+impl BlkDisk {
+    /// A disk serving `driver`.
+    pub fn new(
+        driver: Box<dyn BlockDriver>,
+        serial: [u8; SERIAL_LEN],
+        read_only: bool,
+        config: BlkConfig,
+    ) -> Self {
+        Self {
+            driver,
+            serial,
+            read_only,
+            config,
+            buf: IoBuf::default(),
+        }
+    }
 }
 
 /// Drains `queue`: serves every available request, re-enabling notifications at the end and
@@ -170,15 +194,16 @@ impl Request<'_> {
         let Some(offset) = self.disk_range(self.sector, self.data_in, disk) else {
             return Ok((status::IOERR, 0));
         };
-        let mut buf = vec![0u8; self.data_in.min(CHUNK) as usize];
         let mut done = 0;
         while done < self.data_in {
-            let n = (self.data_in - done).min(CHUNK) as usize;
-            if disk.driver.read_at(offset + done, &mut buf[..n]).is_err() {
+            let n = (self.data_in - done).min(MAX_RUN) as usize;
+            let buf = disk.buf.get(n);
+            if disk.driver.read_at(offset + done, buf).is_err() {
                 // What reached the guest so far is still reported as written.
                 return Ok((status::IOERR, done));
             }
-            self.chain.write_at(self.mem, done, &buf[..n])?;
+            // Through AddressSpace::write, so the engine hears of DMA into code pages.
+            self.chain.write_at(self.mem, done, buf)?;
             done += n as u64;
         }
         Ok((status::OK, done))
@@ -189,13 +214,12 @@ impl Request<'_> {
         let Some(offset) = self.disk_range(self.sector, len, disk) else {
             return Ok(status::IOERR);
         };
-        let mut buf = vec![0u8; len.min(CHUNK) as usize];
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(CHUNK) as usize;
-            self.chain
-                .read_at(self.mem, HEADER_LEN + done, &mut buf[..n])?;
-            if disk.driver.write_at(offset + done, &buf[..n]).is_err() {
+            let n = (len - done).min(MAX_RUN) as usize;
+            let buf = disk.buf.get(n);
+            self.chain.read_at(self.mem, HEADER_LEN + done, buf)?;
+            if disk.driver.write_at(offset + done, buf).is_err() {
                 return Ok(status::IOERR);
             }
             done += n as u64;
