@@ -115,3 +115,61 @@ fn doorbell_stores_ring_without_reaching_the_device() {
     assert!(bell.take(), "the doorbell did not ring");
     assert_eq!(dev.lock().unwrap().0, vec![(0x20, vec![7, 0])]);
 }
+
+/// A vCPU run on one thread, then (as after a guest reboot) on another: a stop request still
+/// reaches it. The kicker must signal the thread running the vCPU now, not the first one (which
+/// has ended: signalling its id is undefined behaviour, and the vCPU would spin on).
+#[test]
+fn a_vcpu_moved_to_a_new_thread_is_still_kicked() {
+    if let Err(why) = tandem_accel::kvm::probe() {
+        println!("SKIPPED a_vcpu_moved_to_a_new_thread_is_still_kicked: {why}");
+        return;
+    }
+    let spin = {
+        let mut a = CodeAssembler::new(32).unwrap();
+        let mut top = a.create_label();
+        a.set_label(&mut top).unwrap();
+        a.jmp(top).unwrap();
+        a.assemble(0x1000).unwrap()
+    };
+    let mem = Arc::new(HostMemory::anonymous(2 << 20).unwrap());
+    let mut b = AddressSpaceBuilder::new();
+    b.ram(0, mem, 0, 2 << 20).unwrap();
+    let space = Arc::new(b.build());
+    space.load(0x1000, &spin).unwrap();
+    let control = Arc::new(RunControl::new());
+    let bus = common::bus(space, PortBus::new(), control.clone());
+    let mut accel = KvmAccelerator::new(AcceleratorConfig::default()).unwrap();
+    accel.attach(&bus).unwrap();
+    let mut vcpu = accel.create_vcpu(0, &bus).unwrap();
+    vcpu.set_state(&common::flat32(0x1000)).unwrap();
+    let mut parked = Vec::new();
+    for round in 0..2 {
+        control.clear();
+        // A live thread takes the ended runner's place in the C library's thread cache, so the
+        // next runner gets another thread id.
+        let (park_tx, park_rx) = std::sync::mpsc::channel::<()>();
+        parked.push((park_tx, std::thread::spawn(move || park_rx.recv())));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let runner = std::thread::spawn(move || {
+            let exit = vcpu.run();
+            let _ = done_tx.send(());
+            (vcpu, exit)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        control.request(tandem_softmmu::MachineRequest::Quit);
+        assert!(
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_ok(),
+            "round {round}: the stop request never reached the vCPU's thread"
+        );
+        let (v, exit) = runner.join().unwrap();
+        assert_eq!(exit.unwrap(), VcpuExit::Stopped, "round {round}");
+        vcpu = v;
+    }
+    for (tx, t) in parked {
+        drop(tx);
+        let _ = t.join();
+    }
+}

@@ -41,6 +41,16 @@ struct Target {
 // while the vCPU is alive (it is cleared in `detach` before the mapping goes away).
 unsafe impl Send for Target {}
 
+/// The calling thread is the vCPU's for as long as this lives.
+pub struct BoundThread<'a>(&'a Kicker);
+
+impl Drop for BoundThread<'_> {
+    fn drop(&mut self) {
+        let mut t = self.0.target.lock().unwrap_or_else(|e| e.into_inner());
+        t.thread = None;
+    }
+}
+
 /// A handle other threads use to kick one vCPU.
 pub struct Kicker {
     target: Mutex<Target>,
@@ -58,11 +68,14 @@ impl Kicker {
         }
     }
 
-    /// Records the calling thread as the one running the vCPU.
-    pub fn bind_current_thread(&self) {
+    /// Records the calling thread as the one running the vCPU, until the guard it returns
+    /// goes: a vCPU runs on a new thread after every machine reset, and a kick must never
+    /// signal a thread that has ended (its id may name another thread by then).
+    pub fn bind_current_thread(&self) -> BoundThread<'_> {
         let mut t = self.target.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: pthread_self has no preconditions.
         t.thread = Some(unsafe { libc::pthread_self() });
+        BoundThread(self)
     }
 
     /// Makes the vCPU leave (or not enter) KVM_RUN.
@@ -74,8 +87,8 @@ impl Kicker {
         // SAFETY: non-null means the vCPU (and its kvm_run mapping) is alive; see `detach`.
         unsafe { (*t.immediate_exit).store(1, Ordering::SeqCst) };
         if let Some(thread) = t.thread {
-            // SAFETY: the thread id was recorded by the vCPU thread itself; the vCPU detaches
-            // before its thread ends, so the id is live while we hold the lock.
+            // SAFETY: the thread id was recorded by the vCPU thread itself, which clears it (under
+            // this lock) before it leaves Vcpu::run, so the id is of a live thread.
             unsafe { libc::pthread_kill(thread, kick_signal()) };
         }
     }

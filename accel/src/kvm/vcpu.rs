@@ -54,7 +54,6 @@ pub struct KvmVcpu {
     has_debugregs: bool,
     has_events: bool,
     userspace_irq: Option<(Arc<InterruptPin>, Arc<dyn InterruptAcknowledge>)>,
-    bound: bool,
 }
 
 // SAFETY: `run` points into the vCPU's own kvm_run mapping, owned by `fd`, which moves with it;
@@ -114,7 +113,6 @@ impl KvmVcpu {
             has_debugregs: vm.check_extension(Cap::Debugregs),
             has_events: vm.check_extension(Cap::VcpuEvents),
             userspace_irq,
-            bound: false,
         })
     }
 
@@ -357,10 +355,8 @@ impl KvmVcpu {
 
 impl Vcpu for KvmVcpu {
     fn run(&mut self) -> Result<VcpuExit, AccelError> {
-        if !self.bound {
-            self.kicker.bind_current_thread();
-            self.bound = true;
-        }
+        let kicker = self.kicker.clone();
+        let _bound = kicker.bind_current_thread();
         loop {
             if self.bus.control.stop_requested() {
                 return Ok(VcpuExit::Stopped);
