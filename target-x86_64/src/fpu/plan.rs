@@ -99,8 +99,52 @@ fn excluded(m: Mnemonic) -> bool {
     super::state_instruction(m) || super::hints::handles(m) || matches!(m, Mnemonic::Popcnt)
 }
 
-/// Whether `i` has a plan at all: a legacy-encoded x87/MMX/SSE instruction.
+/// The SSE levels above x86-64's baseline (x87, CMOV, MMX, FXSR, SSE, SSE2 are in every
+/// x86-64 CPU) that the host CPU has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLevels {
+    /// SSE3.
+    pub sse3: bool,
+    /// SSSE3.
+    pub ssse3: bool,
+    /// SSE4.1.
+    pub sse4_1: bool,
+    /// SSE4.2.
+    pub sse4_2: bool,
+}
+
+impl HostLevels {
+    /// This host's.
+    pub fn detect() -> Self {
+        Self {
+            sse3: std::arch::is_x86_feature_detected!("sse3"),
+            ssse3: std::arch::is_x86_feature_detected!("ssse3"),
+            sse4_1: std::arch::is_x86_feature_detected!("sse4.1"),
+            sse4_2: std::arch::is_x86_feature_detected!("sse4.2"),
+        }
+    }
+
+    /// Whether the host can execute instructions of feature `f`.
+    fn has(self, f: CpuidFeature) -> bool {
+        match f {
+            CpuidFeature::SSE3 => self.sse3,
+            CpuidFeature::SSSE3 => self.ssse3,
+            CpuidFeature::SSE4_1 => self.sse4_1,
+            CpuidFeature::SSE4_2 => self.sse4_2,
+            _ => true,
+        }
+    }
+}
+
+/// Whether `i` has a plan at all: a legacy-encoded x87/MMX/SSE instruction the host can run.
+/// One the host lacks has none, so it raises #UD in the guest (CPUID does not offer it
+/// either) rather than SIGILL in tandem.
 pub fn is_host_executed(i: &Instruction) -> bool {
+    is_executable_on(i, HostLevels::detect())
+}
+
+/// [`is_host_executed`] on a host with `host`'s SSE levels.
+fn is_executable_on(i: &Instruction, host: HostLevels) -> bool {
     if i.encoding() != EncodingKind::Legacy || excluded(i.mnemonic()) {
         return false;
     }
@@ -108,7 +152,7 @@ pub fn is_host_executed(i: &Instruction) -> bool {
     features.iter().any(|f| floating_point(*f))
         && features
             .iter()
-            .all(|f| floating_point(*f) || also_offered(*f))
+            .all(|f| (floating_point(*f) || also_offered(*f)) && host.has(*f))
 }
 
 /// True for SSE m128 forms that take unaligned operands.
@@ -253,4 +297,49 @@ pub fn gprs_used(i: &Instruction) -> Vec<(Register, bool)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> Instruction {
+        iced_x86::Decoder::new(64, bytes, 0).decode()
+    }
+
+    #[test]
+    fn forms_the_host_lacks_are_not_run_on_it() {
+        let all = HostLevels {
+            sse3: true,
+            ssse3: true,
+            sse4_1: true,
+            sse4_2: true,
+        };
+        let no_sse4_2 = HostLevels {
+            sse4_2: false,
+            ..all
+        };
+        let pcmpistri = decode(&[0x66, 0x0f, 0x3a, 0x63, 0xca, 0x00]);
+        let pshufb = decode(&[0x66, 0x0f, 0x38, 0x00, 0xc1]);
+        let addps = decode(&[0x0f, 0x58, 0xc1]);
+        assert!(is_executable_on(&pcmpistri, all));
+        assert!(!is_executable_on(&pcmpistri, no_sse4_2));
+        assert!(is_executable_on(&pshufb, no_sse4_2));
+        assert!(!is_executable_on(
+            &pshufb,
+            HostLevels {
+                ssse3: false,
+                ..all
+            }
+        ));
+        assert!(is_executable_on(
+            &addps,
+            HostLevels {
+                sse3: false,
+                ssse3: false,
+                sse4_1: false,
+                sse4_2: false
+            }
+        ));
+    }
 }
