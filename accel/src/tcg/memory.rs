@@ -117,8 +117,9 @@ impl MemoryState {
             Some((_, size)) if size > 2 << 20 => self.flush_tlb(),
             Some((base, size)) => {
                 self.large_pages.remove(&(base, size));
-                for piece in (base..base + size).step_by(4096) {
-                    self.drop_piece(piece);
+                // Wrapping: a large page may end at the top of the address space.
+                for offset in (0..size).step_by(4096) {
+                    self.drop_piece(base.wrapping_add(offset));
                 }
             }
             None => self.drop_piece(linear),
@@ -333,5 +334,20 @@ impl LinearMemory for BoundLinear<'_, '_> {
     }
     fn write_linear(&mut self, addr: u64, data: &[u8], supervisor: bool) -> Result<(), Fault> {
         self.linear.write(&self.cpu, addr, data, supervisor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invlpg_of_a_large_page_at_the_top_of_the_address_space() {
+        let mut m = MemoryState::default();
+        let base = 0xffff_ffff_ffe0_0000;
+        m.large_pages.insert((base, 2 << 20));
+        assert!(m.invalidate_page(0xffff_ffff_fff0_0123));
+        assert!(m.large_pages.is_empty());
+        assert!(!m.invalidate_page(0xffff_ffff_ffff_f000));
     }
 }
