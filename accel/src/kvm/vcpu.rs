@@ -127,14 +127,28 @@ impl KvmVcpu {
         let Some((pin, ack)) = &self.userspace_irq else {
             return Ok(());
         };
-        // SAFETY: `run` is our live kvm_run mapping and no other reference to it is held now.
-        let run = unsafe { &mut *self.run };
+        // The kicker stores into immediate_exit of the same kvm_run from other threads, so no
+        // reference to the whole struct is formed: each field is read or written through the
+        // raw pointer.
+        let run = self.run;
+        let set_window = |on: u8| {
+            // SAFETY: `run` is our live kvm_run mapping; request_interrupt_window is a plain u8
+            // that only this thread writes.
+            unsafe { std::ptr::addr_of_mut!((*run).request_interrupt_window).write(on) }
+        };
         if !pin.is_raised() {
-            run.request_interrupt_window = 0;
+            set_window(0);
             return Ok(());
         }
-        if run.ready_for_interrupt_injection != 0 && run.if_flag != 0 {
-            run.request_interrupt_window = 0;
+        // SAFETY: as above; plain u8 fields KVM filled at the last exit.
+        let (ready, if_flag) = unsafe {
+            (
+                std::ptr::addr_of!((*run).ready_for_interrupt_injection).read(),
+                std::ptr::addr_of!((*run).if_flag).read(),
+            )
+        };
+        if ready != 0 && if_flag != 0 {
+            set_window(0);
             if let Some(vector) = ack.acknowledge() {
                 let irq = kvm_bindings::kvm_interrupt {
                     irq: u32::from(vector),
@@ -150,7 +164,7 @@ impl KvmVcpu {
                 }
             }
         } else {
-            run.request_interrupt_window = 1;
+            set_window(1);
         }
         Ok(())
     }
@@ -190,7 +204,7 @@ impl KvmVcpu {
             }
             KvmExit::Hlt => {
                 // SAFETY: `if_flag` is valid on every exit; `run` is our live mapping.
-                let if_flag = unsafe { (*run).if_flag } != 0;
+                let if_flag = unsafe { std::ptr::addr_of!((*run).if_flag).read() } != 0;
                 Outcome::Return(VcpuExit::Halted {
                     interrupts_enabled: if_flag,
                 })
