@@ -121,6 +121,12 @@ const KEYS: &[&str] = &[
     "refcount-bits",
 ];
 
+/// `qemu-img compare` finds `a` and `b` identical.
+fn assert_identical(a: &str, b: &str, what: &str) {
+    let o = qemu(&["compare", a, b]);
+    assert_eq!(code(&o), 0, "{what}: {}", stdout(&o));
+}
+
 fn assert_qemu_check_clean(img: &str) {
     let o = qemu(&["check", img]);
     assert_eq!(code(&o), 0, "qemu-img check {img}: {}", stdout(&o));
@@ -390,7 +396,7 @@ fn convert_gives_identical_images() {
         args.extend_from_slice(opts);
         args.extend([src.as_str(), out.as_str()]);
         ok(tandem(&args), name);
-        assert_eq!(code(&qemu(&["compare", &src, &out])), 0, "{name}");
+        assert_identical(&src, &out, name);
         if name.ends_with(".qcow2") {
             assert_qemu_check_clean(&out);
             // Holes stay holes: the zero and unwritten ranges are not allocated.
@@ -415,7 +421,7 @@ fn convert_gives_identical_images() {
         args.extend([raw.as_str(), out.as_str()]);
         let text = ok(tandem(&args), name);
         assert!(text.contains("    (100.00/100%)"), "{text:?}");
-        assert_eq!(code(&qemu(&["compare", &raw, &out])), 0, "{name}");
+        assert_identical(&raw, &out, name);
         assert_qemu_check_clean(&out);
     }
     // -B: only the top image is copied, over the new backing file.
@@ -434,7 +440,7 @@ fn convert_gives_identical_images() {
         ]),
         "convert -B",
     );
-    assert_eq!(code(&qemu(&["compare", &top, &rebased])), 0);
+    assert_identical(&top, &rebased, "convert -B");
     let info = ok(qemu(&["info", "--output=json", &rebased]), "info");
     assert_eq!(
         field(&info, "backing-filename").as_deref(),
@@ -471,7 +477,7 @@ fn convert_compressed_with_one_bit_refcounts() {
         ]),
         "convert -c refcount_bits=1",
     );
-    assert_eq!(code(&qemu(&["compare", &src, &out])), 0);
+    assert_identical(&src, &out, "convert -c");
     assert_qemu_check_clean(&out);
 }
 
@@ -498,11 +504,7 @@ fn snapshots_round_trip_with_qemu_img() {
         theirs
     );
     ok(tandem(&["snapshot", "-a", "first", &img]), "snapshot -a");
-    assert_eq!(
-        code(&qemu(&["compare", &img, &copy])),
-        0,
-        "apply reverts the data"
-    );
+    assert_identical(&img, &copy, "apply reverts the data");
     ok(tandem(&["snapshot", "-d", "first", &img]), "snapshot -d");
     assert_eq!(ok(qemu(&["snapshot", "-l", &img]), "list"), "");
     assert_qemu_check_clean(&img);
@@ -553,7 +555,7 @@ fn resize_and_commit() {
         ok(tandem(&["commit", &top]), "commit"),
         "Image committed.\n"
     );
-    assert_eq!(code(&qemu(&["compare", &top, &base])), 0);
+    assert_identical(&top, &base, "commit");
     assert_qemu_check_clean(&base);
 }
 

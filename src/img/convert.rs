@@ -108,18 +108,18 @@ pub fn run(r: &ConvertRequest, out: &mut dyn Write) -> Result<(), ImgError> {
             "Compression not supported for this file format",
         ));
     }
-    let mut sink: Box<dyn Sink> = Box::new(BlockSink {
+    let mut sink = BlockSink {
         img,
         name: r.dst.clone(),
         granularity,
         compress: r.compress,
-    });
+    };
     let mut progress = Progress::new(r.progress && !r.quiet, out);
     copy(
         src.as_mut(),
         &r.src,
         &segments,
-        sink.as_mut(),
+        &mut sink,
         has_backing,
         |done| progress.update(out, done, size),
     )?;
@@ -220,12 +220,12 @@ fn copy(
     src: &mut dyn BlockDriver,
     name: &str,
     segments: &[Segment],
-    sink: &mut dyn Sink,
+    sink: &mut BlockSink,
     has_backing: bool,
     mut progress: impl FnMut(u64),
 ) -> Result<(), ImgError> {
     let size = src.size();
-    let gran = sink.granularity().max(512);
+    let gran = sink.granularity.max(512);
     let chunk = CHUNK.max(gran);
     let windows = windows(segments, size, gran, chunk);
     std::thread::scope(|scope| {
@@ -273,7 +273,7 @@ fn write_window(
     segments: &[Segment],
     j: &mut usize,
     gran: u64,
-    sink: &mut dyn Sink,
+    sink: &mut BlockSink,
     has_backing: bool,
 ) -> Result<(), ImgError> {
     let mut run: Option<(Op, u64, u64)> = None;
@@ -314,7 +314,7 @@ fn write_window(
 }
 
 fn emit(
-    sink: &mut dyn Sink,
+    sink: &mut BlockSink,
     window: &[u8],
     wstart: u64,
     (op, start, end): (Op, u64, u64),
@@ -328,32 +328,18 @@ fn emit(
     }
 }
 
-/// Where converted data goes.
-trait Sink {
-    /// The unit of zero detection and of writes (a cluster, or 4 KiB for raw).
-    fn granularity(&self) -> u64;
-    /// Writes `data` at `off` (a multiple of the granularity).
-    fn write(&mut self, off: u64, data: &[u8]) -> Result<(), ImgError>;
-    /// Makes `[off, off + len)` read as zeroes.
-    fn zero(&mut self, off: u64, len: u64) -> Result<(), ImgError>;
-    /// Completes the image and makes it durable.
-    fn finish(self: Box<Self>) -> Result<(), ImgError>;
-}
-
-/// An image written through the block layer.
+/// Where converted data goes: the new image, written through the block layer.
 struct BlockSink {
     img: Box<dyn BlockDriver>,
     name: String,
+    /// The unit of zero detection and of writes (a cluster, or 4 KiB for raw).
     granularity: u64,
     /// Write whole granules with [`BlockDriver::write_compressed`].
     compress: bool,
 }
 
-impl Sink for BlockSink {
-    fn granularity(&self) -> u64 {
-        self.granularity
-    }
-
+impl BlockSink {
+    /// Writes `data` at `off` (a multiple of the granularity).
     fn write(&mut self, off: u64, data: &[u8]) -> Result<(), ImgError> {
         let err = |e| ImgError::file(&self.name, e);
         if !self.compress {
@@ -367,13 +353,15 @@ impl Sink for BlockSink {
         Ok(())
     }
 
+    /// Makes `[off, off + len)` read as zeroes.
     fn zero(&mut self, off: u64, len: u64) -> Result<(), ImgError> {
         self.img
             .write_zeroes(off, len)
             .map_err(|e| ImgError::file(&self.name, e))
     }
 
-    fn finish(mut self: Box<Self>) -> Result<(), ImgError> {
+    /// Completes the image and makes it durable.
+    fn finish(mut self) -> Result<(), ImgError> {
         self.img.flush().map_err(|e| ImgError::file(&self.name, e))
     }
 }

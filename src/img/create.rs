@@ -64,15 +64,15 @@ pub fn create_image(
             "backing_fmt given without backing_file",
         ));
     }
+    if o.backing_file.is_some() && o.backing_fmt.is_none() {
+        return Err(ImgError::file(
+            file,
+            "Backing file specified without backing format",
+        ));
+    }
     let size = match (o.size, &o.backing_file) {
         (Some(s), _) => s,
         (None, Some(b)) => {
-            if o.backing_fmt.is_none() {
-                return Err(ImgError::file(
-                    file,
-                    "Backing file specified without backing format",
-                ));
-            }
             let bpath = resolve_backing(file, b);
             open_image(&bpath, o.backing_fmt.as_deref(), true)
                 .map_err(|e| ImgError::file(file, format!("Could not open backing image: {e}")))?
@@ -85,12 +85,6 @@ pub fn create_image(
             ))
         }
     };
-    if o.backing_file.is_some() && o.backing_fmt.is_none() {
-        return Err(ImgError::file(
-            file,
-            "Backing file specified without backing format",
-        ));
-    }
     if !quiet {
         writeln!(out, "{}", o.formatting_line(file, size))?;
         out.flush()?;

@@ -78,7 +78,7 @@ impl Json {
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn quote(out: &mut String, s: &str) {
+fn quote(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -48,28 +48,23 @@ pub struct Qcow2Meta {
     pub icounts: Vec<(String, Option<u64>)>,
 }
 
-fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
+/// `N` bytes at `off`, zeroes past the end of `b`.
+fn bytes<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    b.get(off..off + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 fn be16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_be_bytes(a)
+    u16::from_be_bytes(bytes(b, off))
+}
+
+fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes(bytes(b, off))
+}
+
+fn be64(b: &[u8], off: usize) -> u64 {
+    u64::from_be_bytes(bytes(b, off))
 }
 
 /// Reads `len` bytes at `off`, or fewer at the end of the file.
