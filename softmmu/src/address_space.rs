@@ -226,12 +226,16 @@ impl AddressSpace {
     /// Writes `data` to guest RAM (DMA, loaders). ROM is writable only through
     /// [`AddressSpace::load`]; a guest-originated write to ROM is dropped silently.
     pub fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        self.write_inner(gpa, data, false)
+        self.write_inner(gpa, data, false)?;
+        self.notify_written(gpa, data.len() as u64);
+        Ok(())
     }
 
     /// Writes `data` into RAM or ROM: how the host side (loaders, firmware) fills memory.
     pub fn load(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
-        self.write_inner(gpa, data, true)
+        self.write_inner(gpa, data, true)?;
+        self.notify_written(gpa, data.len() as u64);
+        Ok(())
     }
 
     fn write_inner(&self, gpa: u64, data: &[u8], rom_too: bool) -> Result<(), MemoryError> {
@@ -243,9 +247,7 @@ impl AddressSpace {
                 Backing::Rom { mem } => !rom_too || mem.write(off, src),
                 Backing::Mmio(_) => false,
             }
-        })?;
-        self.notify_written(gpa, data.len() as u64);
-        Ok(())
+        })
     }
 
     /// Installs the one [`WriteWatch`] (the engine's, when it attaches); false if one is set.
@@ -297,8 +299,9 @@ impl AddressSpace {
     /// A guest store that missed RAM in the engine: dispatches to the device at `gpa`.
     pub fn mmio_write(&self, gpa: u64, data: &[u8]) -> AccessResult {
         // A guest store to ROM is dropped; one to RAM (rare here: engines write RAM
-        // themselves) lands; `write` changes nothing unless every byte is RAM or ROM.
-        if self.write(gpa, data).is_ok() {
+        // themselves) lands; nothing changes unless every byte is RAM or ROM. The watch is not
+        // told: the engine making the store tracks its own code pages.
+        if self.write_inner(gpa, data, false).is_ok() {
             return AccessResult::Memory;
         }
         match self.find(gpa) {
@@ -432,11 +435,13 @@ mod tests {
         assert!(!s.set_write_watch(log.clone()));
         s.write(0x10, &[1, 2, 3]).unwrap();
         s.zero(0x20, 8).unwrap();
+        // The engine's own store (it tracks its code pages itself) is not reported.
         assert_eq!(s.mmio_write(0x30, &[9]), AccessResult::Memory);
         assert!(s.write(0x1_0000_0000, &[1]).is_err());
+        s.load(0x40, &[7]).unwrap();
         assert_eq!(
             *log.0.lock().unwrap(),
-            vec![(0x10, 3), (0x20, 8), (0x30, 1)]
+            vec![(0x10, 3), (0x20, 8), (0x40, 1)]
         );
     }
 }
