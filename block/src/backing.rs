@@ -41,11 +41,32 @@ pub(crate) fn open(
     open_in_chain(&resolve(image, name), &opts, chain).map_err(|e| BlockError::Backing {
         path: image.display().to_string(),
         backing: name.to_string(),
-        cause: match e {
-            BlockError::Backing { cause, .. } => cause,
-            e => e.to_string(),
-        },
+        cause: innermost_cause(e),
     })
+}
+
+/// The innermost fault of a failed open: a deeper chain's own backing error is not repeated.
+fn innermost_cause(e: BlockError) -> String {
+    match e {
+        BlockError::Backing { cause, .. } => cause,
+        e => e.to_string(),
+    }
+}
+
+/// The arguments of a set_backing call, normalized as QEMU does: empty names mean none, and a
+/// format without a file is refused.
+pub(crate) fn set_backing_args<'a>(
+    file: Option<&'a str>,
+    format: Option<&'a str>,
+) -> Result<(Option<&'a str>, Option<&'a str>), BlockError> {
+    let file = file.filter(|f| !f.is_empty());
+    let format = format.filter(|f| !f.is_empty());
+    if format.is_some() && file.is_none() {
+        return Err(BlockError::InvalidArgument(
+            "a backing format needs a backing file".into(),
+        ));
+    }
+    Ok((file, format))
 }
 
 /// Reopens the backing file after the image at `image` recorded a new one: the chain, or a
@@ -62,10 +83,7 @@ pub(crate) fn reopen(
         Err(e) => Box::new(Unopened {
             path: image.display().to_string(),
             name: name.to_string(),
-            cause: match e {
-                BlockError::Backing { cause, .. } => cause,
-                e => e.to_string(),
-            },
+            cause: innermost_cause(e),
         }),
     }
 }

@@ -39,7 +39,7 @@ fn hostile_headers_and_tables() {
     }
     let dir = TempDir::new("hostile");
     let good = dir.join("good.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", s(&good), "1M"]);
+    qemu_create("qcow2", None, None, &good, Some("1M"));
     if have_qemu_io() {
         qemu_io(&good, "qcow2", &["write -P 9 0 4096"]);
     }
@@ -158,18 +158,11 @@ fn l2_table_pointing_at_metadata_fails_the_read() {
     }
     let dir = TempDir::new("l2meta");
     let p = dir.join("l2.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", s(&p), "1M"]);
+    qemu_create("qcow2", None, None, &p, Some("1M"));
     let mut b = std::fs::read(&p).unwrap();
     put64(&mut b, 0x30000, 0x10000 | 1 << 63); // L1[0] -> the refcount table
     std::fs::write(&p, &b).unwrap();
-    let mut d = open(
-        &p,
-        OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut d = open(&p, ro()).unwrap();
     let e = d.read_at(0, &mut [0u8; 512]).unwrap_err().to_string();
     assert!(
         e.contains(s(&p)) && e.contains("L2 table") && e.contains("overlaps"),
@@ -187,19 +180,9 @@ fn backing_chain_loops_and_missing_files() {
     let a = dir.join("a.qcow2");
     let b = dir.join("b.qcow2");
     let c = dir.join("c.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", s(&c), "1M"]);
+    qemu_create("qcow2", None, None, &c, Some("1M"));
     let mk = |img: &std::path::Path, backing: &str| {
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-b",
-            "c.qcow2",
-            "-F",
-            "qcow2",
-            s(img),
-        ]);
+        qemu_create("qcow2", None, Some(("c.qcow2", "qcow2")), img, None);
         qemu_img(&["rebase", "-u", "-b", backing, "-F", "qcow2", s(img)]);
     };
     // a -> b -> a
@@ -255,16 +238,7 @@ fn missing_refcount_block_never_hands_out_metadata() {
     }
     let dir = TempDir::new("norefblock");
     let p = dir.join("n.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-o",
-        "cluster_size=4096",
-        s(&p),
-        "1M",
-    ]);
+    qemu_create("qcow2", Some("cluster_size=4096"), None, &p, Some("1M"));
     // Drop the refcount table's only block: everything now counts as free.
     let mut b = std::fs::read(&p).unwrap();
     put64(&mut b, 0x1000, 0);
@@ -273,14 +247,7 @@ fn missing_refcount_block_never_hands_out_metadata() {
         let mut d = open(&p, OpenOptions::default()).unwrap();
         d.write_at(0, &[0x42u8; 20000]).unwrap();
     }
-    let mut d = open(
-        &p,
-        OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut d = open(&p, ro()).unwrap();
     let mut buf = vec![0u8; 20000];
     d.read_at(0, &mut buf).unwrap();
     assert!(

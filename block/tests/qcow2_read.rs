@@ -5,13 +5,6 @@ mod common;
 use common::*;
 use tandem_block::{open, OpenOptions};
 
-fn ro() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..Default::default()
-    }
-}
-
 #[test]
 fn qcow2_every_version_cluster_size_and_refcount_width() {
     if !qemu_img_or_skip("qcow2_every_version_cluster_size_and_refcount_width") {
@@ -33,17 +26,7 @@ fn qcow2_every_version_cluster_size_and_refcount_width() {
     for (compat, cs, rb) in cases {
         let img = dir.join(&format!("m-{compat}-{cs}-{rb}.qcow2"));
         let o = format!("compat={compat},cluster_size={cs},refcount_bits={rb}");
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "-o",
-            &o,
-            s(&raw),
-            s(&img),
-        ]);
+        qemu_convert_raw("qcow2", Some(o.as_str()), &raw, &img);
         let mut d = open(&img, OpenOptions::default()).unwrap();
         assert_eq!(d.format_name(), "qcow2");
         assert_same(&o, &read_all(d.as_mut()), &want);
@@ -103,31 +86,20 @@ fn backing_chain_with_zero_clusters() {
     patterned_raw(&base, 2 << 20, 3);
     let mid = dir.join("mid.qcow2");
     let top = dir.join("top.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+    qemu_create(
         "qcow2",
-        "-o",
-        "cluster_size=4096",
-        "-b",
-        "base.raw",
-        "-F",
-        "raw",
-        s(&mid),
-    ]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+        Some("cluster_size=4096"),
+        Some(("base.raw", "raw")),
+        &mid,
+        None,
+    );
+    qemu_create(
         "qcow2",
-        "-b",
-        "mid.qcow2",
-        "-F",
-        "qcow2",
-        s(&top),
-        "3M",
-    ]);
+        None,
+        Some(("mid.qcow2", "qcow2")),
+        &top,
+        Some("3M"),
+    );
     if have_qemu_io() {
         qemu_io(
             &mid,
@@ -177,24 +149,19 @@ fn map_matches_qemu_img_map() {
     let dir = TempDir::new("map");
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", s(&base), "2M"]);
+    qemu_create("qcow2", None, None, &base, Some("2M"));
     qemu_io(
         &base,
         "qcow2",
         &["write -P 1 0 196608", "write -P 2 1048576 65536"],
     );
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+    qemu_create(
         "qcow2",
-        "-b",
-        "base.qcow2",
-        "-F",
-        "qcow2",
-        s(&top),
-        "2M",
-    ]);
+        None,
+        Some(("base.qcow2", "qcow2")),
+        &top,
+        Some("2M"),
+    );
     qemu_io(
         &top,
         "qcow2",
@@ -258,16 +225,7 @@ fn snapshots_made_by_qemu_img() {
     }
     let dir = TempDir::new("qsnap");
     let img = dir.join("s.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-o",
-        "cluster_size=4096",
-        s(&img),
-        "1M",
-    ]);
+    qemu_create("qcow2", Some("cluster_size=4096"), None, &img, Some("1M"));
     qemu_io(&img, "qcow2", &["write -P 0xa1 0 300000"]);
     qemu_img(&["snapshot", "-c", "first", s(&img)]);
     let first = qemu_raw(&img, &dir);
@@ -307,29 +265,19 @@ fn dirty_image_left_by_qemu_is_repaired_on_open() {
     }
     let dir = TempDir::new("qdirty");
     let img = dir.join("d.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+    qemu_create(
         "qcow2",
-        "-o",
-        "lazy_refcounts=on,cluster_size=4096",
-        s(&img),
-        "1M",
-    ]);
+        Some("lazy_refcounts=on,cluster_size=4096"),
+        None,
+        &img,
+        Some("1M"),
+    );
     // qemu-io killed by SIGKILL after writing: the dirty bit stays set, refcounts are stale.
     let _ = std::process::Command::new("qemu-io")
         .args(["-c", "write -P 0x5a 0 200000", "-c", "sigraise 9", s(&img)])
         .output();
     let want = {
-        let mut d = open(
-            &img,
-            OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut d = open(&img, ro()).unwrap();
         read_all(d.as_mut())
     };
     assert!(want[..200000].iter().all(|b| *b == 0x5a));

@@ -140,19 +140,13 @@ fn writes_over_a_backing_chain() {
     let base = dir.join("base.raw");
     let mut model = patterned_raw(&base, 2 << 20, 21);
     let mid = dir.join("mid.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+    qemu_create(
         "qcow2",
-        "-o",
-        "cluster_size=16384",
-        "-b",
-        "base.raw",
-        "-F",
-        "raw",
-        s(&mid),
-    ]);
+        Some("cluster_size=16384"),
+        Some(("base.raw", "raw")),
+        &mid,
+        None,
+    );
     if have_qemu_io() {
         qemu_io(&mid, "qcow2", &["write -P 0x77 30000 100000"]);
         model[30000..130000].fill(0x77);
@@ -398,14 +392,7 @@ fn corrupt_bit_allows_read_only_only() {
     std::fs::write(&img, &bytes).unwrap();
     let e = open_err(&img, OpenOptions::default());
     assert!(e.contains("corrupt") && e.contains(s(&img)), "{e}");
-    let mut d = open(
-        &img,
-        OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut d = open(&img, ro()).unwrap();
     assert_eq!(read_all(d.as_mut()), vec![0u8; 1 << 20]);
     assert_eq!(
         std::fs::read(&img).unwrap(),

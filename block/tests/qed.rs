@@ -18,13 +18,6 @@ fn qed_opts() -> OpenOptions {
     }
 }
 
-fn ro() -> OpenOptions {
-    OpenOptions {
-        read_only: true,
-        ..Default::default()
-    }
-}
-
 fn qed_create(path: &Path, size: u64, cs: u32, ts: u32) {
     create_with_table_size(
         path,
@@ -45,17 +38,7 @@ fn qemu_check_field(img: &Path, key: &str) -> u64 {
         .args(["check", "--output=json", s(img)])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let k = format!("\"{key}\":");
-    text.find(&k).map_or(0, |at| {
-        text[at + k.len()..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    })
+    json_u64(&String::from_utf8_lossy(&out.stdout), key).unwrap_or(0)
 }
 
 fn features(img: &Path) -> u64 {
@@ -102,17 +85,7 @@ fn images_made_by_qemu_img_read_back_and_map_alike() {
     for (cs, ts) in [(4096u32, 2u32), (65536, 4), (16384, 16)] {
         let img = dir.join(&format!("q-{cs}-{ts}.qed"));
         let o = format!("cluster_size={cs},table_size={ts}");
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qed",
-            "-o",
-            &o,
-            s(&raw),
-            s(&img),
-        ]);
+        qemu_convert_raw("qed", Some(o.as_str()), &raw, &img);
         // Zero clusters as qemu writes them.
         let z = format!("write -z {} {}", 2 * cs, 2 * cs);
         qemu_io(&img, "qed", &[&z]);
@@ -210,12 +183,7 @@ fn qed_create_matches_qemu_img_create() {
     ] {
         let theirs = dir.join("theirs.qed");
         let ours = dir.join("ours.qed");
-        let mut args = vec!["create", "-q", "-f", "qed", "-o", opts];
-        if let Some((b, f)) = backing {
-            args.extend(["-b", b, "-F", f]);
-        }
-        args.extend([s(&theirs), "1M"]);
-        qemu_img(&args);
+        qemu_create("qed", Some(opts), backing, &theirs, Some("1M"));
         let cs: u32 = opts[13..opts.find(',').unwrap()].parse().unwrap();
         let ts: u32 = opts[opts.len() - 1..].parse().unwrap();
         create_with_table_size(
@@ -288,19 +256,13 @@ fn backing_chains_both_ways() {
     let mut model = patterned_raw(&base, size, 44);
     // base.raw <- mid.qed (qemu-img, raw "no probe") <- top.qed (tandem, probed) <- over.qcow2
     let mid = dir.join("mid.qed");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
+    qemu_create(
         "qed",
-        "-o",
-        "cluster_size=4096",
-        "-b",
-        "base.raw",
-        "-F",
-        "raw",
-        s(&mid),
-    ]);
+        Some("cluster_size=4096"),
+        Some(("base.raw", "raw")),
+        &mid,
+        None,
+    );
     qemu_io(
         &mid,
         "qed",
@@ -335,17 +297,7 @@ fn backing_chains_both_ways() {
     assert_qemu_check_clean(&top);
     assert_same("top via qemu", &qemu_raw(&top, &dir), &model);
     let over = dir.join("over.qcow2");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        "top.qed",
-        "-F",
-        "qed",
-        s(&over),
-    ]);
+    qemu_create("qcow2", None, Some(("top.qed", "qed")), &over, None);
     qemu_io(&over, "qcow2", &["write -P 0x66 1000000 3000"]);
     model[1000000..1003000].fill(0x66);
     let mut d = open(&over, ro()).unwrap();
@@ -424,18 +376,7 @@ fn resize_and_set_backing() {
     let base = dir.join("base.raw");
     let base_data = patterned_raw(&base, 2 << 20, 47);
     let img = dir.join("o.qed");
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qed",
-        "-b",
-        "base.raw",
-        "-F",
-        "raw",
-        s(&img),
-        "1M",
-    ]);
+    qemu_create("qed", None, Some(("base.raw", "raw")), &img, Some("1M"));
     let mut model = base_data[..1 << 20].to_vec();
     {
         let mut d = open(&img, OpenOptions::default()).unwrap();

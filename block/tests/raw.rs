@@ -60,14 +60,7 @@ fn ranges_read_only_and_unknown_formats() {
     let dir = TempDir::new("raw-opts");
     let img = dir.join("r.img");
     std::fs::write(&img, vec![5u8; 4096]).unwrap();
-    let mut d = open(
-        &img,
-        OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut d = open(&img, ro()).unwrap();
     assert!(d.is_read_only());
     assert!(matches!(d.write_at(0, &[1]), Err(BlockError::ReadOnly)));
     assert!(matches!(

@@ -9,15 +9,7 @@ use tandem_block::{create, open, CreateOptions, OpenOptions};
 /// The virtual size `qemu-img info` reports.
 fn qemu_size(img: &std::path::Path) -> u64 {
     let out = qemu_img(&["info", "--output=json", s(img)]);
-    let key = "\"virtual-size\":";
-    let at = out.find(key).expect("virtual-size in qemu-img info") + key.len();
-    out[at..]
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    json_u64(&out, "virtual-size").expect("virtual-size in qemu-img info")
 }
 
 fn rw() -> OpenOptions {
@@ -52,14 +44,7 @@ fn raw_grows_and_shrinks() {
     let mut model = patterned_raw(&img, 1 << 20, 9);
     resize_and_compare(&img, &dir, &mut model, 3 << 20);
     resize_and_compare(&img, &dir, &mut model, 100 << 10);
-    let mut d = open(
-        &img,
-        OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut d = open(&img, ro()).unwrap();
     assert!(d.resize(1 << 20).is_err(), "read-only images refuse");
 }
 
@@ -189,20 +174,13 @@ fn qcow2_grown_over_a_longer_backing_file_reads_zeroes() {
     for version in ["1.1", "0.10"] {
         let top = dir.join(&format!("top-{version}.qcow2"));
         let o = format!("compat={version},cluster_size=4096");
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
+        qemu_create(
             "qcow2",
-            "-o",
-            &o,
-            "-b",
-            "base.raw",
-            "-F",
-            "raw",
-            s(&top),
-            "1000K",
-        ]);
+            Some(o.as_str()),
+            Some(("base.raw", "raw")),
+            &top,
+            Some("1000K"),
+        );
         let mut model = base_data[..1000 << 10].to_vec();
         resize_and_compare(&top, &dir, &mut model, 2 << 20);
     }

@@ -34,31 +34,17 @@ fn rebase_unsafe_through_qemu_img_info() {
     let data1 = patterned_raw(&base1, 1 << 20, 31);
     let base2 = dir.join("base2.raw");
     let data2 = patterned_raw(&base2, 1 << 20, 32);
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "qcow2",
-        s(&base2),
-        s(&dir.join("base2.qcow2")),
-    ]);
+    qemu_convert_raw("qcow2", None, &base2, &dir.join("base2.qcow2"));
     for (version, cs) in [("1.1", "65536"), ("0.10", "4096"), ("1.1", "512")] {
         let top = dir.join(&format!("top-{version}-{cs}.qcow2"));
         let o = format!("compat={version},cluster_size={cs}");
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
+        qemu_create(
             "qcow2",
-            "-o",
-            &o,
-            "-b",
-            "base1.raw",
-            "-F",
-            "raw",
-            s(&top),
-        ]);
+            Some(o.as_str()),
+            Some(("base1.raw", "raw")),
+            &top,
+            None,
+        );
         let mut model = data1.clone();
         let mut d = open(&top, OpenOptions::default()).unwrap();
         d.write_at(W, &[9u8; WLEN]).unwrap();

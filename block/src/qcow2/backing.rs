@@ -14,13 +14,7 @@ impl Qcow2 {
         format: Option<&str>,
     ) -> Result<(), BlockError> {
         self.check_writable()?;
-        let file = file.filter(|f| !f.is_empty());
-        let format = format.filter(|f| !f.is_empty());
-        if format.is_some() && file.is_none() {
-            return Err(BlockError::InvalidArgument(
-                "a backing format needs a backing file".into(),
-            ));
-        }
+        let (file, format) = crate::backing::set_backing_args(file, format)?;
         let cs = self.cs as usize;
         let mut old = vec![0u8; cs];
         self.file.read_at(0, &mut old)?;
@@ -34,11 +28,9 @@ impl Qcow2 {
         self.file.flush()?;
         self.h.backing_file = file.map(str::to_string);
         self.h.backing_fmt = format.map(str::to_string);
-        self.backing = None;
-        let Some(name) = file else {
-            return Ok(());
-        };
-        self.backing = Some(crate::backing::reopen(&self.path, name, format, self.cache));
+        self.backing = None; // the old chain is closed before the new one opens
+        self.backing =
+            file.map(|name| crate::backing::reopen(&self.path, name, format, self.cache));
         Ok(())
     }
 }

@@ -505,13 +505,7 @@ impl Qed {
         format: Option<&str>,
     ) -> Result<(), BlockError> {
         self.check_writable()?;
-        let file = file.filter(|f| !f.is_empty());
-        let format = format.filter(|f| !f.is_empty());
-        if format.is_some() && file.is_none() {
-            return Err(BlockError::InvalidArgument(
-                "a backing format needs a backing file".into(),
-            ));
-        }
+        let (file, format) = crate::backing::set_backing_args(file, format)?;
         let mut h = self.h.clone();
         let bytes = h.set_backing(file, format).ok_or_else(|| {
             BlockError::InvalidArgument(format!(

@@ -95,6 +95,50 @@ pub fn qemu_io(image: &Path, fmt: &str, cmds: &[&str]) {
     );
 }
 
+/// `qemu-img create -q -f <fmt> [-o <opts>] [-b <backing> -F <backing format>] <image> [<size>]`.
+pub fn qemu_create(
+    fmt: &str,
+    opts: Option<&str>,
+    backing: Option<(&str, &str)>,
+    image: &Path,
+    size: Option<&str>,
+) {
+    let mut args = vec!["create", "-q", "-f", fmt];
+    if let Some(o) = opts {
+        args.extend(["-o", o]);
+    }
+    if let Some((b, bf)) = backing {
+        args.extend(["-b", b, "-F", bf]);
+    }
+    args.push(s(image));
+    args.extend(size);
+    qemu_img(&args);
+}
+
+/// `qemu-img convert -f raw -O <fmt> [-o <opts>] <src> <dst>`.
+pub fn qemu_convert_raw(fmt: &str, opts: Option<&str>, src: &Path, dst: &Path) {
+    let mut args = vec!["convert", "-f", "raw", "-O", fmt];
+    if let Some(o) = opts {
+        args.extend(["-o", o]);
+    }
+    args.extend([s(src), s(dst)]);
+    qemu_img(&args);
+}
+
+/// The unsigned number after `"key":` in qemu-img's JSON output.
+pub fn json_u64(text: &str, key: &str) -> Option<u64> {
+    let k = format!("\"{key}\":");
+    text.find(&k).map(|at| {
+        text[at + k.len()..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    })
+}
+
 /// `qemu-img check` of `image`: (exit code, stdout+stderr).
 pub fn qemu_check(image: &Path) -> (i32, String) {
     let out = Command::new("qemu-img")
@@ -198,6 +242,14 @@ pub fn patterned_raw(path: &Path, size: usize, seed: u64) -> Vec<u8> {
     }
     std::fs::write(path, &v).unwrap();
     v
+}
+
+/// Options for a read-only open.
+pub fn ro() -> tandem_block::OpenOptions {
+    tandem_block::OpenOptions {
+        read_only: true,
+        ..Default::default()
+    }
 }
 
 /// The path as &str.
