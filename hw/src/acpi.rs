@@ -311,9 +311,6 @@ impl AcpiTables {
 }
 
 #[cfg(test)]
-mod iasl_tests;
-
-#[cfg(test)]
 mod tests {
     use super::sdt::{sums_to_zero, valid_table};
     use super::*;

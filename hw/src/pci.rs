@@ -45,6 +45,8 @@ pub mod host_bridge;
 pub mod intx;
 pub mod msi;
 pub mod msix;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use bus::{
     PciBus, PciBusConfig, PciError, PciWindow, SharedPciDevice, PC_IO_WINDOW, PC_MMIO_WINDOW,

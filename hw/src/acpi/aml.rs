@@ -203,44 +203,39 @@ pub fn package(elements: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
     for e in elements {
         body.extend_from_slice(e);
     }
-    let mut out = vec![PACKAGE_OP];
-    out.extend(pkg_length(body.len())?);
-    out.extend(body);
-    Ok(out)
+    with_pkg_length(&[PACKAGE_OP], &body)
 }
 
-/// The body of a term with a PkgLength: the PkgLength, then `body`.
-fn with_pkg_length(body: &[u8]) -> Result<Vec<u8>, AmlError> {
-    let mut out = pkg_length(body.len())?;
+/// A term with a PkgLength: `op`, the PkgLength, then `body`.
+fn with_pkg_length(op: &[u8], body: &[u8]) -> Result<Vec<u8>, AmlError> {
+    let mut out = op.to_vec();
+    out.extend(pkg_length(body.len())?);
     out.extend_from_slice(body);
     Ok(out)
 }
 
-/// `DefScope`: `Scope (path) { terms }`, each term already encoded.
-pub fn scope(path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
+/// `op`, a PkgLength, `path`, then the terms: a Scope or a Device.
+fn named_block(op: &[u8], path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
     let mut body = name_string(path)?;
     body.extend(terms.concat());
-    let mut out = vec![SCOPE_OP];
-    out.extend(with_pkg_length(&body)?);
-    Ok(out)
+    with_pkg_length(op, &body)
+}
+
+/// `DefScope`: `Scope (path) { terms }`, each term already encoded.
+pub fn scope(path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
+    named_block(&[SCOPE_OP], path, terms)
 }
 
 /// `DefDevice`: `Device (path) { terms }`, each term already encoded.
 pub fn device(path: &str, terms: &[Vec<u8>]) -> Result<Vec<u8>, AmlError> {
-    let mut body = name_string(path)?;
-    body.extend(terms.concat());
-    let mut out = vec![EXT_OP_PREFIX, DEVICE_OP];
-    out.extend(with_pkg_length(&body)?);
-    Ok(out)
+    named_block(&[EXT_OP_PREFIX, DEVICE_OP], path, terms)
 }
 
 /// `DefBuffer`: `Buffer (n) { bytes }`, the size as the shortest integer.
 pub fn buffer(bytes: &[u8]) -> Result<Vec<u8>, AmlError> {
     let mut body = integer(bytes.len() as u64);
     body.extend_from_slice(bytes);
-    let mut out = vec![BUFFER_OP];
-    out.extend(with_pkg_length(&body)?);
-    Ok(out)
+    with_pkg_length(&[BUFFER_OP], &body)
 }
 
 /// The 32-bit value of `EISAID ("PNP0A03")`: three letters of 5 bits each (A = 1) and four

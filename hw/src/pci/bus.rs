@@ -18,8 +18,8 @@ use thiserror::Error;
 
 use super::bar_alloc::{allocate, BarRequest};
 use super::config::{
-    touches, BAR0, COMMAND, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY, INTERRUPT_LINE,
-    INTERRUPT_PIN,
+    touches, BAR0, BAR_COUNT, COMMAND, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY,
+    INTERRUPT_LINE, INTERRUPT_PIN,
 };
 use super::config_ports::{PciConfigPorts, CONFIG_PORTS_BASE, CONFIG_PORTS_LEN};
 use super::decode::{BarPlacement, DecodeTable, PciIoWindow, PciMmioWindow};
@@ -293,12 +293,7 @@ impl PciBus {
         let mut requests = Vec::new();
         for (slot, dev) in &devices {
             for (bar, kind, size) in lock(dev).bars() {
-                let regs = if matches!(kind, BarKind::Memory64 { .. }) {
-                    2
-                } else {
-                    1
-                };
-                if usize::from(bar) + regs > 6 || !size.is_power_of_two() {
+                if usize::from(bar) + kind.registers() > BAR_COUNT || !size.is_power_of_two() {
                     return Err(PciError::BadBar {
                         slot: *slot,
                         bar,

@@ -381,11 +381,7 @@ impl ConfigSpace {
     /// set and only its address bits at and above `size` are guest-writable.
     pub fn add_bar(&mut self, index: u8, kind: BarKind, size: u64) -> Result<(), ConfigError> {
         let i = usize::from(index);
-        let regs = if matches!(kind, BarKind::Memory64 { .. }) {
-            2
-        } else {
-            1
-        };
+        let regs = kind.registers();
         if i + regs > BAR_COUNT {
             return Err(ConfigError::BadBarIndex(index));
         }

@@ -20,7 +20,7 @@ use std::sync::RwLock;
 use tandem_softmmu::{MmioDevice, PortDevice};
 
 use super::bus::{PciBus, SharedPciDevice};
-use super::config::{bar_mapping, BAR0, COMMAND};
+use super::config::{bar_mapping, BAR0, BAR_COUNT, COMMAND};
 use super::device::{BarKind, PciDevice};
 
 /// Where one BAR decodes.
@@ -74,8 +74,8 @@ fn decode_device(slot: u8, dev: &mut dyn PciDevice) -> Vec<BarPlacement> {
     };
     let mut out = Vec::new();
     for (bar, kind, size) in bars {
-        let wide = matches!(kind, BarKind::Memory64 { .. });
-        if usize::from(bar) + usize::from(wide) >= 6 {
+        let wide = kind.registers() == 2;
+        if usize::from(bar) + kind.registers() > BAR_COUNT {
             continue;
         }
         let raw = if wide {

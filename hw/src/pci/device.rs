@@ -21,6 +21,16 @@ pub enum BarKind {
     Io,
 }
 
+impl BarKind {
+    /// How many BAR registers it takes: two for a 64-bit BAR, one otherwise.
+    pub fn registers(self) -> usize {
+        match self {
+            BarKind::Memory64 { .. } => 2,
+            BarKind::Memory32 | BarKind::Io => 1,
+        }
+    }
+}
+
 /// One PCI function on the bus. The bus owns slot numbering, BAR placement and the windows
 /// that route guest accesses to [`PciDevice::bar_read`]/[`PciDevice::bar_write`] while the
 /// function's command register enables them.

@@ -161,18 +161,9 @@ impl Msi {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::super::config::PciIds;
+    use super::super::testing::SentMsis as Sent;
     use super::*;
-
-    #[derive(Default)]
-    struct Sent(Mutex<Vec<(u64, u32)>>);
-    impl MsiSink for Sent {
-        fn send_msi(&self, address: u64, data: u32) {
-            self.0.lock().unwrap().push((address, data));
-        }
-    }
 
     fn cfg() -> ConfigSpace {
         ConfigSpace::new(PciIds {

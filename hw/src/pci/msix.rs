@@ -132,22 +132,21 @@ impl MsiX {
         if t < p + pba_len && p < t + table_len {
             return Err(MsixError::Overlap);
         }
-        let mut table = vec![0u8; table_len as usize];
-        for entry in table.chunks_mut(MSIX_ENTRY_SIZE as usize) {
-            entry[12] = MSIX_VECTOR_MASKED as u8;
-        }
-        Ok(Self {
+        let mut msix = Self {
             bar,
             table_offset,
             pba_offset,
             vectors,
-            table,
+            table: vec![0; table_len as usize],
             pending: vec![0; usize::from(vectors).div_ceil(64)],
             cap: None,
             enabled: false,
             function_masked: false,
             sink,
-        })
+        };
+        // Every vector starts masked.
+        msix.reset();
+        Ok(msix)
     }
 
     /// Number of vectors.
@@ -370,23 +369,9 @@ fn inside(offset: u64, len: u64, start: u32, size: usize) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::super::config::PciIds;
+    use super::super::testing::SentMsis as Sent;
     use super::*;
-
-    #[derive(Default)]
-    struct Sent(Mutex<Vec<(u64, u32)>>);
-    impl MsiSink for Sent {
-        fn send_msi(&self, address: u64, data: u32) {
-            self.0.lock().unwrap().push((address, data));
-        }
-    }
-    impl Sent {
-        fn take(&self) -> Vec<(u64, u32)> {
-            std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
 
     fn setup(vectors: u16) -> (MsiX, ConfigSpace, Arc<Sent>, u16) {
         let sent = Arc::new(Sent::default());

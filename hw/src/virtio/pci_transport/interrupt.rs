@@ -43,21 +43,18 @@ impl State {
         }
     }
 
-    fn msix_enabled(&self) -> bool {
-        self.msix.as_ref().is_some_and(MsiX::is_enabled)
-    }
-
     /// Signals through `vector` under MSI-X, or sets `isr_bit` and asserts INTx.
     fn signal(&mut self, vector: u16, isr_bit: u8) {
-        if self.msix_enabled() {
-            if let Some(msix) = self.msix.as_mut() {
+        match self.msix.as_mut().filter(|m| m.is_enabled()) {
+            Some(msix) => {
                 if vector != NO_VECTOR {
                     msix.notify(vector);
                 }
             }
-        } else {
-            self.isr |= isr_bit;
-            self.update_intx();
+            None => {
+                self.isr |= isr_bit;
+                self.update_intx();
+            }
         }
     }
 

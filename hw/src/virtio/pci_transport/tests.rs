@@ -23,13 +23,7 @@ impl IrqSink for Levels {
     }
 }
 
-#[derive(Default)]
-struct Msis(Mutex<Vec<(u64, u32)>>);
-impl MsiSink for Msis {
-    fn send_msi(&self, address: u64, data: u32) {
-        self.0.lock().unwrap().push((address, data));
-    }
-}
+use crate::pci::testing::SentMsis as Msis;
 
 /// A 64 KiB "disk" whose sector `s` is filled with byte `s`.
 pub(super) struct SectorDisk(pub(super) Vec<u8>);
